@@ -1,0 +1,71 @@
+"""Callbacks: prediction writer (index + colour PNGs) and the end-of-test metrics report."""
+
+import csv
+import io
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from indoor_parsing.data.taxonomy import colorize
+from indoor_parsing.io import save_image, write_text
+from indoor_parsing.metrics import format_table, to_csv_rows
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Writes ``<output_dir>/<scene>/<sequence>/<index>.png`` (train ids, 255 = none) and ``*_color.png``.
+
+    Args:
+        output_dir: destination folder.
+        colour: also write colour previews.
+    """
+
+    def __init__(self, output_dir: str = "predictions", colour: bool = True):
+        super().__init__(write_interval="batch")
+        self.output_dir = Path(output_dir)
+        self.colour = colour
+        self.written = 0
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
+        meta = prediction["meta"]
+        for b, label in enumerate(prediction["label"]):
+            stem = self.output_dir / meta["scene"][b] / (meta["sequence"][b] or "frames") / f"{meta['index'][b]:06d}"
+            ids = label.cpu().numpy().astype(np.uint8)
+            save_image(stem.with_suffix(".png"), ids)
+            if self.colour:
+                save_image(stem.parent / f"{stem.name}_color.png", colorize(ids, pl_module.num_classes))
+            self.written += 1
+
+    def on_predict_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            print(f"wrote {self.written} label maps under {self.output_dir}")
+
+
+class MetricsReport(L.Callback):
+    """At the end of ``test``: print the four metrics and per-class IoU; write markdown and CSV.
+
+    The files go next to the tested checkpoint when there is one, else into the trainer's log folder.
+
+    Args:
+        filename: stem of the written files.
+    """
+
+    def __init__(self, filename: str = "test_metrics"):
+        self.filename = filename
+        self.paths: list[Path] = []
+
+    def on_test_end(self, trainer, pl_module):
+        result = getattr(pl_module, "last_results", {}).get("test")
+        if result is None or not trainer.is_global_zero:
+            return
+        table = format_table(result, pl_module.class_names)
+        print("\n" + table + "\n")
+        ckpt = trainer.ckpt_path
+        folder = Path(ckpt).parent if ckpt else Path(trainer.log_dir or trainer.default_root_dir)
+        buf = io.StringIO()
+        csv.writer(buf).writerows(to_csv_rows(result, pl_module.class_names))
+        self.paths = [folder / f"{self.filename}.md", folder / f"{self.filename}.csv"]
+        write_text(self.paths[0], table + "\n")
+        write_text(self.paths[1], buf.getvalue())
+        print(f"metrics written to {self.paths[0]} and {self.paths[1]}")

@@ -1,0 +1,63 @@
+"""``indoor-parsing``: LightningCLI (fit / validate / test / predict) plus the data and tool commands.
+
+    indoor-parsing fit --config configs/experiments/baseline_resnet18_synthrooms.yaml
+    indoor-parsing test --config ... --ckpt_path runs/.../best.ckpt
+    indoor-parsing prepare nyudv2 --src ... --dst ...
+"""
+
+import importlib
+import os
+import sys
+
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.cli import LightningCLI
+
+from indoor_parsing.callbacks import MetricsReport, PredictionWriter
+from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.methods.base import SegmentationModule
+
+# Commands that are not Lightning stages: name -> module whose main(argv) runs it.
+TOOLS = {
+    "prepare": "indoor_parsing.data.prepare",
+}
+
+
+class IndoorCLI(LightningCLI):
+    """LightningCLI with the DataModule's classes linked into the method and our standard callbacks."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.monitor": "val/mIoU", "checkpoint.mode": "max", "checkpoint.save_last": True,
+                             "checkpoint.filename": "best"})  # fmt: skip
+        parser.add_lightning_class_args(MetricsReport, "report")
+        parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+
+def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
+    """Build (and by default run) the Lightning CLI; ``args`` as on the command line."""
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return IndoorCLI(
+        SegmentationModule,
+        IndoorDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [RichProgressBar()]},
+        args=args,
+        run=run,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:
+        importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
+        return
+    cli(argv)
+
+
+if __name__ == "__main__":
+    main()

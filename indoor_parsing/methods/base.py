@@ -1,0 +1,205 @@
+"""SegmentationModule: the baseline method and the step / metric / logging logic every method shares."""
+
+import random
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.losses import median_frequency_weights
+from indoor_parsing.metrics import SegmentationMetrics
+from indoor_parsing.models.baseline import SmpSegmenter
+from indoor_parsing.schedulers import PolyLR
+
+STAGES = ("val", "test")
+
+
+class SegmentationModule(L.LightningModule):
+    """The baseline: an smp network trained with cross-entropy; subclasses replace the model and the losses.
+
+    A subclass overrides ``build_model`` and ``losses`` (and ``logits`` when its model returns more than logits);
+    the base owns metrics, logging, class weights, optimiser / scheduler construction and prediction.
+
+    Args:
+        num_classes: K (linked from the DataModule by the CLI).
+        class_names: K names (linked from the DataModule), for per-class logs and tables.
+        arch: smp architecture of the baseline.
+        encoder_name: smp encoder name.
+        encoder_weights: ``imagenet`` for real datasets, None for tests and SynthRooms.
+        class_weighting: "none" or "median_frequency" (computed from the training split).
+        ignore_index: label id without loss or metric.
+        optimizer: optimiser factory taking parameter groups (from the CLI / config).
+        scheduler: LR scheduler factory taking the optimiser, or None.
+        scheduler_interval: "epoch" or "step".
+        encoder_lr_mult: learning-rate multiplier of the encoder's parameters (``lr_mult`` of its group).
+    """
+
+    required_keys: tuple[str, ...] = ("image", "label")
+
+    def __init__(
+        self,
+        num_classes: int = 20,
+        class_names: list[str] | None = None,
+        arch: str = "Unet",
+        encoder_name: str = "resnet18",
+        encoder_weights: str | None = None,
+        class_weighting: str = "none",
+        ignore_index: int = 255,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "epoch",
+        encoder_lr_mult: float = 1.0,
+    ):
+        super().__init__()
+        if class_weighting not in ("none", "median_frequency"):
+            raise ValueError(f"class_weighting must be 'none' or 'median_frequency', got {class_weighting!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [f"class_{k}" for k in range(num_classes)]
+        self.ignore_index = ignore_index
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.register_buffer("class_weights", torch.ones(num_classes), persistent=True)
+        self.model = self.build_model()
+        self.metrics = nn.ModuleDict(
+            {s: SegmentationMetrics(num_classes, ignore_index, self.class_names) for s in STAGES}
+        )
+        self.last_results: dict[str, dict] = {}
+        self._validated = False
+
+    # ---- what a method overrides ----------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        hp = self.hparams
+        return SmpSegmenter(hp.arch, hp.encoder_name, hp.encoder_weights, hp.num_classes)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters that get ``encoder_lr_mult`` (a pretrained backbone)."""
+        net = getattr(self.model, "net", None)
+        encoder = getattr(net, "encoder", None) or getattr(self.model, "encoder", None)
+        return list(encoder.parameters()) if encoder is not None else []
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB (B, 3, H, W) -> logits (B, K, H, W): all a deployed model needs."""
+        return self.model(image)
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Named, already weighted loss terms of one training batch; their sum is optimised."""
+        logits = self(batch["image"])
+        return {"ce": self.cross_entropy(logits, batch["label"])}
+
+    # ---- shared machinery -------------------------------------------------------------------------------
+    def cross_entropy(self, logits: torch.Tensor, label: torch.Tensor, weighted: bool = True) -> torch.Tensor:
+        if logits.shape[-2:] != label.shape[-2:]:
+            logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
+        weight = self.class_weights if weighted and self.hparams.class_weighting != "none" else None
+        return F.cross_entropy(logits, label, weight=weight, ignore_index=self.ignore_index)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.class_weighting == "median_frequency":
+            counts, image_pixels = self.trainer.datamodule.class_pixel_counts()
+            weights = median_frequency_weights(torch.as_tensor(counts), torch.as_tensor(image_pixels))
+            self.class_weights.copy_(weights.float())
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if not self._validated:
+            validate_batch(batch, self.required_keys)
+            self._validated = True
+        terms = self.losses(batch)
+        loss = sum(terms.values())
+        B = batch["image"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=B)
+        if len(terms) > 1:
+            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=B)
+        return loss
+
+    def eval_logits(self, batch: dict) -> torch.Tensor:
+        """Logits at the label's resolution (upsampled when the network saw a smaller image)."""
+        logits = self(batch["image"])
+        size = batch["label"].shape[-2:]
+        if logits.shape[-2:] != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        logits = self.eval_logits(batch)
+        self.metrics[stage].update(logits.argmax(1), batch["label"])
+        loss = F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)
+        if torch.isfinite(loss):
+            self.log(f"{stage}/loss", loss, batch_size=batch["image"].shape[0], sync_dist=True)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        result = self.metrics[stage].compute()
+        self.metrics[stage].reset()
+        self.last_results[stage] = {k: v.detach().cpu() for k, v in result.items()}
+        self.log_dict({f"{stage}/{k}": result[k] for k in ("pixel_acc", "mean_acc", "mIoU", "fwIoU")}, prog_bar=True)
+        for name, iou in zip(self.class_names, result["iou"], strict=True):
+            if torch.isfinite(iou):
+                self.log(f"{stage}/iou/{name}", iou)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """Per frame: label map (H0, W0) at the frame's original size, its confidence, and ``meta``."""
+        logits = self(batch["image"])
+        labels, confidence = [], []
+        for b, (h, w) in enumerate(batch["meta"]["orig_size"]):
+            prob = F.interpolate(logits[b : b + 1], size=(int(h), int(w)), mode="bilinear").softmax(1)[0]
+            conf, label = prob.max(0)  # (H0, W0)
+            labels.append(label)
+            confidence.append(conf)
+        return {"label": labels, "confidence": confidence, "meta": batch["meta"]}
+
+    # ---- optimisation -----------------------------------------------------------------------------------
+    def param_groups(self) -> list[dict]:
+        """Parameter groups; a group's ``lr_mult`` scales the optimiser's learning rate."""
+        enc = {id(p) for p in self.encoder_parameters()}
+        rest = [p for p in self.parameters() if id(p) not in enc and p.requires_grad]
+        groups = [{"params": rest, "lr_mult": 1.0, "name": "head"}]
+        if enc:
+            groups.insert(0, {"params": [p for p in self.encoder_parameters() if p.requires_grad],
+                              "lr_mult": self.hparams.encoder_lr_mult, "name": "encoder"})  # fmt: skip
+        return groups
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.param_groups())
+        for group in optimizer.param_groups:
+            group["lr"] = group["lr"] * group.get("lr_mult", 1.0)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        if isinstance(scheduler, PolyLR) and scheduler.total_steps is None:
+            scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}  # fmt: skip
+
+    # ---- exact resume -----------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
+        }  # fmt: skip
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        states = checkpoint.get("rng_states")
+        if states and self._trainer is not None and self._trainer.state.fn == "fit":
+            torch.set_rng_state(states["torch"])
+            np.random.set_state(states["numpy"])
+            random.setstate(states["python"])
+            if "cuda" in states and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])

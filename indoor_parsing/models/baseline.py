@@ -1,0 +1,37 @@
+"""The baseline network: any smp architecture and encoder (PSPNet, DeepLabV3+, FPN, Unet, ...)."""
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from indoor_parsing.models.encoders import pad_to_multiple
+
+
+class SmpSegmenter(nn.Module):
+    """An smp segmentation model that accepts any input size (padded to the encoder's stride, output cropped).
+
+    Args:
+        arch: smp architecture class name (``Unet``, ``FPN``, ``PSPNet``, ``DeepLabV3Plus``, ...).
+        encoder_name: smp encoder name.
+        encoder_weights: pretrained weights or None.
+        num_classes: K.
+        in_channels: input channels.
+
+    Shape:
+        (B, in_channels, H, W) -> logits (B, K, H, W).
+    """
+
+    def __init__(
+        self, arch: str, encoder_name: str, encoder_weights: str | None, num_classes: int, in_channels: int = 3
+    ):
+        super().__init__()
+        self.net = smp.create_model(
+            arch, encoder_name=encoder_name, encoder_weights=encoder_weights, classes=num_classes,
+            in_channels=in_channels,
+        )  # fmt: skip
+        self.stride = 32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (H, W) = pad_to_multiple(x, self.stride)
+        out = self.net(x)
+        return out[..., :H, :W]

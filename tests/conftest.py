@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """The shared real sample frames (../shared/realdata beside the checkout, or $INDOOR_PARSING_REALDATA)."""
+    candidates = [Path(os.environ["INDOOR_PARSING_REALDATA"])] if "INDOOR_PARSING_REALDATA" in os.environ else []
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "realdata")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    raise FileNotFoundError(f"real sample data not found at {[str(p) for p in candidates]}; set INDOOR_PARSING_REALDATA")
