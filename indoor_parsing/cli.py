@@ -19,6 +19,9 @@ from indoor_parsing.methods.base import SegmentationModule
 # Commands that are not Lightning stages: name -> module whose main(argv) runs it.
 TOOLS = {
     "prepare": "indoor_parsing.data.prepare",
+    "gap-bench": "indoor_parsing.models.gap_bench",
+    "extract-features": "indoor_parsing.distill.extract",
+    "depth-probe": "indoor_parsing.distill.depth_probe",
 }
 
 

@@ -67,6 +67,7 @@ class FrameDataset(Dataset):
                     f"differs from the RGB size {image.shape[:2]} of {self.root / frame.rgb}"
                 )
         out = self.transform(image, frame.K, depth=depth, label=label, rng=rng)
+        out = {k: v.copy() if isinstance(v, np.ndarray) and not v.flags.writeable else v for k, v in out.items()}
         sample = {
             "image": normalize_image(torch.from_numpy(out["image"]).permute(2, 0, 1)),  # (3, H, W)
             "label": torch.from_numpy(out["label"].astype(np.int64)),  # (H, W)

@@ -190,8 +190,11 @@ class SegmentationModule(L.LightningModule):
 
     # ---- exact resume -----------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {  # tensors and plain types only: loadable with torch.load(weights_only=True)
+            "torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                      cached),
+            "python": random.getstate(),
             **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
         }  # fmt: skip
 
@@ -199,7 +202,8 @@ class SegmentationModule(L.LightningModule):
         states = checkpoint.get("rng_states")
         if states and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(states["torch"])
-            np.random.set_state(states["numpy"])
+            name, keys, pos, has_gauss, cached = states["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
             random.setstate(states["python"])
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])

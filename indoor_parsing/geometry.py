@@ -1,0 +1,324 @@
+"""Camera geometry shared by every method: back-projection, projection, inverse warping, z-buffering, HHA.
+
+Conventions: intrinsics ``K`` (3x3) of the image as stored, pixel centres at integer coordinates, OpenCV camera axes
+(x right, y down, z forward), poses camera-to-world (4x4), depth = z-depth in metres with 0 = missing. All functions
+are batched torch, dtype-agnostic (float32 / float64 follow the depth or point tensor) and differentiable where a
+gradient means something.
+"""
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+_EPS = 1e-6  # smallest z treated as in front of the camera
+
+
+def _pixel_grid(height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """Homogeneous pixel coordinates ``[u, v, 1]`` of every pixel centre, (3, H*W)."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=like.dtype, device=like.device),
+        torch.arange(width, dtype=like.dtype, device=like.device),
+        indexing="ij",
+    )
+    return torch.stack([u.flatten(), v.flatten(), torch.ones_like(u).flatten()])  # (3, H*W)
+
+
+def backproject(depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Lift every pixel to a camera-frame point, ``X = z K^-1 [u, v, 1]^T``.
+
+    Args:
+        depth: (B, 1, H, W) z-depth in metres (0 gives the camera centre).
+        K: (B, 3, 3) intrinsics.
+
+    Returns:
+        (B, 3, H, W) camera points.
+    """
+    B, _, H, W = depth.shape
+    rays = torch.linalg.inv(K.to(depth)) @ _pixel_grid(H, W, depth)  # (B, 3, H*W)
+    return rays.view(B, 3, H, W) * depth
+
+
+def transform_points(T: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Apply rigid transforms ``R p + t``; T (B, 4, 4), points (B, 3, ...) with any trailing shape."""
+    B = points.shape[0]
+    T = T.to(points)
+    flat = points.reshape(B, 3, -1)  # (B, 3, N)
+    return (T[:, :3, :3] @ flat + T[:, :3, 3:]).reshape(points.shape)
+
+
+def project(points: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pinhole projection ``u ~ K X``; z is clamped so points at or behind the camera give finite (far-off) pixels.
+
+    Args:
+        points: (B, 3, ...) camera points.
+        K: (B, 3, 3) intrinsics.
+
+    Returns:
+        uv (B, 2, ...) pixel coordinates and z (B, 1, ...) unclamped depth (test ``z > 0`` for validity).
+    """
+    B = points.shape[0]
+    flat = points.reshape(B, 3, -1)  # (B, 3, N)
+    z = flat[:, 2:3]
+    K = K.to(points)
+    uv = K[:, :2, :2] @ (flat[:, :2] / z.clamp(min=_EPS)) + K[:, :2, 2:]  # (B, 2, N)
+    trailing = points.shape[2:]
+    return uv.reshape(B, 2, *trailing), z.reshape(B, 1, *trailing)
+
+
+def invert_pose(T: torch.Tensor) -> torch.Tensor:
+    """Inverse of rigid transforms (B, 4, 4), ``[R^T, -R^T t]`` (exact, unlike a general matrix inverse)."""
+    R_t = T[:, :3, :3].transpose(1, 2)
+    out = torch.zeros_like(T)
+    out[:, :3, :3] = R_t
+    out[:, :3, 3:] = -R_t @ T[:, :3, 3:]
+    out[:, 3, 3] = 1
+    return out
+
+
+def relative_pose(T_a: torch.Tensor, T_b: torch.Tensor) -> torch.Tensor:
+    """Transform taking camera-a points into camera b, ``inv(T_b) @ T_a``, from camera-to-world poses (B, 4, 4)."""
+    return invert_pose(T_b) @ T_a.to(T_b)
+
+
+def _to_grid(uv: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel coordinates (B, 2, H, W) -> grid_sample grid (B, H, W, 2); align_corners=True puts -1/+1 on the centres
+    of the first/last pixel, which is exactly the integer pixel-centre convention."""
+    scale = uv.new_tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)]).view(1, 2, 1, 1)
+    return (uv * scale - 1).permute(0, 2, 3, 1)
+
+
+def inverse_warp(
+    src: torch.Tensor,
+    src_depth: torch.Tensor,
+    tgt_depth: torch.Tensor,
+    K_tgt: torch.Tensor,
+    K_src: torch.Tensor,
+    T_tgt_to_src: torch.Tensor,
+    *,
+    abs_tol: float = 0.05,
+    rel_tol: float = 0.05,
+    mode: Literal["bilinear", "nearest"] = "bilinear",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resample a source view into the target view through the target depth (S4-Net Eq. 4).
+
+    Every target pixel p with depth d goes to ``p' = K_src T d K_tgt^-1 p`` and reads ``src`` there. A pixel is valid
+    when d > 0, p' lies inside the source image (between the first and last pixel centres), the source depth at p'
+    (nearest pixel, so depths are never blended across edges) is > 0, and the point is not occluded in the source:
+    ``|z_src - depth_src(p')| < abs_tol + rel_tol * z_src``.
+
+    Args:
+        src: (B, C, Hs, Ws) values to warp; an integer tensor (labels) requires ``mode="nearest"`` and keeps its dtype.
+        src_depth: (B, 1, Hs, Ws) source depth.
+        tgt_depth: (B, 1, H, W) target depth.
+        K_tgt: (B, 3, 3) target intrinsics.
+        K_src: (B, 3, 3) source intrinsics.
+        T_tgt_to_src: (B, 4, 4) target-camera to source-camera transform (``relative_pose(T_tgt, T_src)``).
+        abs_tol: occlusion tolerance in metres.
+        rel_tol: occlusion tolerance relative to z.
+        mode: ``"bilinear"`` for images and features, ``"nearest"`` for labels.
+
+    Returns:
+        warped (B, C, H, W), 0 where invalid (so no gradient reaches ``src`` there), and valid (B, 1, H, W) bool.
+    """
+    if mode not in ("bilinear", "nearest"):
+        raise ValueError(f"inverse_warp: mode must be 'bilinear' or 'nearest', got {mode!r}")
+    integer = not src.is_floating_point()
+    if integer and mode != "nearest":
+        raise ValueError(f"inverse_warp: integer src ({src.dtype}) needs mode='nearest'")
+    _, _, Hs, Ws = src.shape
+    points = transform_points(T_tgt_to_src, backproject(tgt_depth, K_tgt))  # (B, 3, H, W) in the source camera
+    uv, z = project(points, K_src)  # (B, 2, H, W), (B, 1, H, W)
+    grid = _to_grid(uv, Hs, Ws)  # (B, H, W, 2)
+    values = src.to(tgt_depth.dtype) if integer else src
+    warped = F.grid_sample(values, grid.to(values.dtype), mode=mode, padding_mode="zeros", align_corners=True)
+    d_src = F.grid_sample(src_depth.to(z), grid.detach(), mode="nearest", padding_mode="zeros", align_corners=True)
+    u, v = uv[:, :1], uv[:, 1:]
+    inside = (u >= 0) & (u <= Ws - 1) & (v >= 0) & (v <= Hs - 1)
+    visible = (z - d_src).abs() < abs_tol + rel_tol * z
+    valid = (tgt_depth > 0) & (z > _EPS) & inside & (d_src > 0) & visible  # (B, 1, H, W)
+    warped = warped * valid.to(warped.dtype)
+    return (warped.round().to(src.dtype) if integer else warped), valid
+
+
+def zbuffer_project(
+    points: torch.Tensor,
+    K: torch.Tensor,
+    T_c2w: torch.Tensor,
+    height: int,
+    width: int,
+    *,
+    stride: int = 1,
+    depth: torch.Tensor | None = None,
+    depth_tol: float = 0.1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest world point per cell of a (height // stride, width // stride) grid (3D-to-2D feature projection).
+
+    A point falls into the cell of its rounded pixel ``(round(v) // stride, round(u) // stride)``. With ``depth``
+    given, points whose z differs from the frame depth at their pixel by more than ``depth_tol`` are dropped first,
+    which also drops points at pixels without depth (nothing proves them visible). Ties in z go to the lowest index.
+
+    Args:
+        points: (N, 3) world points.
+        K: (3, 3) intrinsics of the (height, width) image.
+        T_c2w: (4, 4) camera-to-world pose.
+        height: image height.
+        width: image width.
+        stride: grid cell size in pixels.
+        depth: optional (H, W) frame depth in metres for the visibility test.
+        depth_tol: visibility tolerance in metres.
+
+    Returns:
+        index (h, w) int64 of the winning point (-1 where none) and mask (h, w) bool.
+    """
+    if points.dim() != 2 or points.shape[1] != 3:
+        raise ValueError(f"zbuffer_project: points must be (N, 3), got {tuple(points.shape)}")
+    h, w = height // stride, width // stride
+    cam = transform_points(invert_pose(T_c2w.to(points)[None]), points.T[None])  # (1, 3, N)
+    uv, z = project(cam, K.to(points)[None])
+    px, py, z = uv[0, 0].round(), uv[0, 1].round(), z[0, 0]  # (N,)
+    keep = (z > _EPS) & (px >= 0) & (px <= width - 1) & (py >= 0) & (py <= height - 1)
+    cx, cy = (px.clamp(0, width - 1).long() // stride), (py.clamp(0, height - 1).long() // stride)
+    keep &= (cx < w) & (cy < h)
+    if depth is not None:
+        if tuple(depth.shape) != (height, width):
+            raise ValueError(f"zbuffer_project: depth must be ({height}, {width}), got {tuple(depth.shape)}")
+        d = depth.to(points)[py.clamp(0, height - 1).long(), px.clamp(0, width - 1).long()]
+        keep &= (z - d).abs() <= depth_tol
+    ids = torch.nonzero(keep).squeeze(1)  # (M,)
+    cell = cy[ids] * w + cx[ids]
+    # Pass 1: nearest z per cell; pass 2: lowest point index among those at that z (deterministic tie-break).
+    zmin = torch.full((h * w,), math.inf, dtype=z.dtype, device=z.device).scatter_reduce(0, cell, z[ids], "amin")
+    at_min = z[ids] == zmin[cell]
+    none = points.shape[0]
+    index = torch.full((h * w,), none, dtype=torch.long, device=points.device)
+    index = index.scatter_reduce(0, cell[at_min], ids[at_min], "amin")
+    mask = index < none
+    return torch.where(mask, index, -1).view(h, w), mask.view(h, w)
+
+
+def view_overlap(
+    depth_a: torch.Tensor,
+    K_a: torch.Tensor,
+    T_a: torch.Tensor,
+    depth_b: torch.Tensor,
+    K_b: torch.Tensor,
+    T_b: torch.Tensor,
+    *,
+    stride: int = 4,
+    abs_tol: float = 0.05,
+    rel_tol: float = 0.05,
+) -> torch.Tensor:
+    """Fraction of view a's valid-depth pixels (every ``stride``-th) seen by view b with agreeing depth, (B,).
+
+    S4-Net keeps neighbours with at least 25 % overlap. Pixel ``j`` of the subsampled grid is pixel ``j * stride`` of
+    the full one, so its intrinsics are ``diag(1/stride, 1/stride, 1) K``.
+    """
+    sub = depth_a[..., ::stride, ::stride]  # (B, 1, h, w)
+    S = torch.diag(sub.new_tensor([1.0 / stride, 1.0 / stride, 1.0]))
+    _, valid = inverse_warp(
+        depth_b, depth_b, sub, S @ K_a.to(sub), K_b, relative_pose(T_a, T_b), abs_tol=abs_tol, rel_tol=rel_tol
+    )
+    total = (sub > 0).flatten(1).sum(1)
+    return valid.flatten(1).sum(1).to(sub.dtype) / total.clamp(min=1).to(sub.dtype)
+
+
+def _surface_normals(points: torch.Tensor, valid: torch.Tensor, window: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit normals facing the camera from central differences of the point map, averaged over a window.
+
+    Averaging unit normals (not raw cross products) keeps the long edges at depth jumps from dominating; the
+    orientation test ``n . X < 0`` also makes the result independent of mirrored intrinsics (negative fx).
+
+    Returns:
+        normals (B, 3, H, W) and their validity (B, 1, H, W).
+    """
+    P = F.pad(points, (1, 1, 1, 1), mode="replicate")
+    m = F.pad(valid.to(points.dtype), (1, 1, 1, 1), mode="replicate")
+    du = P[..., 1:-1, 2:] - P[..., 1:-1, :-2]  # (B, 3, H, W)
+    dv = P[..., 2:, 1:-1] - P[..., :-2, 1:-1]
+    n = F.normalize(torch.cross(du, dv, dim=1), dim=1)
+    ok = valid & (m[..., 1:-1, 2:] * m[..., 1:-1, :-2] * m[..., 2:, 1:-1] * m[..., :-2, 1:-1] > 0)
+    n = torch.where((n * points).sum(1, keepdim=True) > 0, -n, n) * ok
+    n = F.avg_pool2d(n, window, stride=1, padding=window // 2, count_include_pad=False)
+    good = valid & (n.norm(dim=1, keepdim=True) > 1e-3)
+    return F.normalize(n, dim=1) * good, good
+
+
+def _estimate_gravity(normals: torch.Tensor, good: torch.Tensor, thresholds: tuple[float, ...] = (45.0, 15.0)):
+    """Gravity (B, 3) refined from camera +y, following Gupta et al. (2014) Sec. 3.1 in simplified form.
+
+    Each round takes the normals within ``thr`` degrees of the current up direction (floors, ceilings) and those
+    within ``thr`` degrees of perpendicular to it (walls), and picks the unit vector most parallel to the first set
+    and most perpendicular to the second: the eigenvector with the smallest eigenvalue of
+    ``N_perp^T N_perp - N_par^T N_par``. Simplification: one estimate per image over all pixels, no iterations to
+    convergence, a faint prior towards the previous estimate, and with fewer than 3 candidate normals the previous
+    estimate is kept.
+    """
+    B = normals.shape[0]
+    n = normals.flatten(2).transpose(1, 2)  # (B, HW, 3)
+    ok = good.flatten(1)  # (B, HW)
+    up = normals.new_tensor([0.0, -1.0, 0.0]).expand(B, 3).clone()
+    for thr in thresholds:
+        cos = (n @ up.unsqueeze(2)).squeeze(2).abs()  # (B, HW)
+        par = (ok & (cos > math.cos(math.radians(thr)))).to(n.dtype)
+        perp = (ok & (cos < math.sin(math.radians(thr)))).to(n.dtype)
+        M = (n * perp.unsqueeze(2)).transpose(1, 2) @ n - (n * par.unsqueeze(2)).transpose(1, 2) @ n  # (B, 3, 3)
+        # A faint pull towards the current estimate picks it when the data leave the direction undetermined
+        # (e.g. a single wall and no floor); it is 1e-3 of the data weight.
+        M = M - 1e-3 * (par.sum(1) + perp.sum(1)).view(B, 1, 1) * (up.unsqueeze(2) @ up.unsqueeze(1))
+        vec = torch.linalg.eigh(M)[1][..., 0]  # (B, 3), smallest eigenvalue first
+        vec = torch.where((vec * up).sum(1, keepdim=True) < 0, -vec, vec)
+        enough = (par.sum(1) + perp.sum(1) >= 3).unsqueeze(1)
+        up = torch.where(enough, vec, up)
+    return -up
+
+
+def hha(depth: torch.Tensor, K: torch.Tensor, *, gravity: torch.Tensor | None = None) -> torch.Tensor:
+    """HHA encoding (Gupta et al., ECCV 2014): horizontal disparity, height above ground, angle with gravity.
+
+    Channels follow the reference implementation's 8-bit scaling divided by 255 and clipped to [0, 1]:
+    disparity ``310 / max(z, 1 m)`` (31000 / depth-in-cm with the 1 m floor), height above the lowest valid point in
+    cm, and ``angle + 38`` where angle is in degrees between the surface normal (facing the camera) and the up
+    direction ``-gravity`` (floors ~38, walls ~128, ceilings ~218). Depth 0 gives 0 in every channel, as do pixels
+    whose normal is undefined (no valid neighbours) in the angle channel.
+
+    Args:
+        depth: (B, 1, H, W) metres, 0 = missing.
+        K: (B, 3, 3) intrinsics.
+        gravity: optional (B, 3) camera-frame gravity direction; estimated from the normals when None (see
+            ``_estimate_gravity``: starts from camera +y, i.e. camera -y is up).
+
+    Returns:
+        (B, 3, H, W) floats in [0, 1].
+    """
+    valid = depth > 0  # (B, 1, H, W)
+    points = backproject(depth, K)
+    normals, good = _surface_normals(points, valid)
+    if gravity is None:
+        gravity = _estimate_gravity(normals, good)
+    up = -F.normalize(gravity.to(depth), dim=1).view(-1, 3, 1, 1)
+    disparity = 310.0 / depth.clamp(min=1.0)
+    height = (points * up).sum(1, keepdim=True)  # (B, 1, H, W) metres along up
+    lowest = torch.where(valid, height, math.inf).flatten(1).amin(1).view(-1, 1, 1, 1)
+    height = (height - torch.where(torch.isfinite(lowest), lowest, 0)) * 100.0
+    angle = torch.rad2deg(torch.acos((normals * up).sum(1, keepdim=True).clamp(-1, 1))) + 38.0
+    out = torch.cat([disparity, height, angle * good], 1) / 255.0
+    return out.clamp(0, 1) * valid
+
+
+def boundary_mask(label: torch.Tensor, width: int) -> torch.Tensor:
+    """True within ``width`` pixels (Chebyshev) of a label change, (B, H, W) bool; S4-Net ignores these pixels.
+
+    A (2w+1)^2 window holding two different labels means the centre pixel has a differing label within distance w;
+    max_pool2d pads with -inf, so the image border is not a change.
+    """
+    if width < 0:
+        raise ValueError(f"boundary_mask: width must be >= 0, got {width}")
+    if width == 0:
+        return torch.zeros_like(label, dtype=torch.bool)
+    x = label.unsqueeze(1).to(torch.float64)  # (B, 1, H, W); float64 keeps any int32 id exact
+    k = 2 * width + 1
+    hi = F.max_pool2d(x, k, stride=1, padding=width)
+    lo = -F.max_pool2d(-x, k, stride=1, padding=width)
+    return (hi != lo).squeeze(1)
