@@ -57,8 +57,7 @@ def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:
-        importlib.import_module(TOOLS[argv[0]]).main(argv[1:])
-        return
+        sys.exit(importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0)
     cli(argv)
 
 

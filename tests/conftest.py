@@ -17,3 +17,11 @@ def realdata() -> Path:
         if path.is_dir():
             return path
     raise FileNotFoundError(f"real sample data not found at {[str(p) for p in candidates]}; set INDOOR_PARSING_REALDATA")
+
+
+@pytest.fixture(scope="session")
+def real_roots(tmp_path_factory) -> dict:
+    """Prepared fixture trees of NYU-Dv2, SUN RGB-D, ScanNet and S3DIS, keyed by DataModule class path."""
+    from tests.real_fixtures import build_all
+
+    return build_all(tmp_path_factory.mktemp("real"))
