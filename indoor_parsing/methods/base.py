@@ -10,7 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
-from indoor_parsing.losses import median_frequency_weights
+from indoor_parsing.losses import cross_entropy, median_frequency_weights
 from indoor_parsing.metrics import SegmentationMetrics
 from indoor_parsing.models.baseline import SmpSegmenter
 from indoor_parsing.schedulers import PolyLR
@@ -98,7 +98,7 @@ class SegmentationModule(L.LightningModule):
         if logits.shape[-2:] != label.shape[-2:]:
             logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
         weight = self.class_weights if weighted and self.hparams.class_weighting != "none" else None
-        return F.cross_entropy(logits, label, weight=weight, ignore_index=self.ignore_index)
+        return cross_entropy(logits, label, weight=weight, ignore_index=self.ignore_index)
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self.hparams.class_weighting == "median_frequency":
