@@ -1,15 +1,15 @@
 """``indoor-parsing``: LightningCLI (fit / validate / test / predict) plus the data and tool commands.
 
-    indoor-parsing fit --config configs/experiments/baseline_resnet18_synthrooms.yaml
-    indoor-parsing test --config ... --ckpt_path runs/.../best.ckpt
-    indoor-parsing prepare nyudv2 --src ... --dst ...
+indoor-parsing fit --config configs/experiments/baseline_resnet18_synthrooms.yaml
+indoor-parsing test --config ... --ckpt_path runs/.../best.ckpt
+indoor-parsing prepare nyudv2 --src ... --dst ...
 """
 
 import importlib
 import os
 import sys
 
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from indoor_parsing.callbacks import MetricsReport, PredictionWriter
@@ -37,6 +37,13 @@ class IndoorCLI(LightningCLI):
         parser.add_lightning_class_args(MetricsReport, "report")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
+    def instantiate_trainer(self, **kwargs):
+        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
+        if config["trainer"].get("enable_progress_bar") is False:  # the default rich bar would contradict it
+            callbacks = self.trainer_defaults.get("callbacks", [])
+            self.trainer_defaults["callbacks"] = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        return super().instantiate_trainer(**kwargs)
+
 
 def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
     """Build (and by default run) the Lightning CLI; ``args`` as on the command line."""
@@ -48,7 +55,7 @@ def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [RichProgressBar()]},
+        trainer_defaults={"callbacks": [RichProgressBar(leave=True)]},
         args=args,
         run=run,
     )

@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 class DataFileError(ValueError):
     """A data file is missing, unreadable or has the wrong content; the message names the file."""
@@ -31,6 +34,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -16,7 +16,9 @@ def realdata() -> Path:
     for path in candidates:
         if path.is_dir():
             return path
-    raise FileNotFoundError(f"real sample data not found at {[str(p) for p in candidates]}; set INDOOR_PARSING_REALDATA")
+    raise FileNotFoundError(
+        f"real sample data not found at {[str(p) for p in candidates]}; set INDOOR_PARSING_REALDATA"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -46,3 +47,14 @@ def make_batch(B=2, H=40, W=56, K=20, seed=0, depth=True) -> dict:
         batch["depth"] = torch.rand(B, 1, H, W, generator=g) * 3 + 0.5
         batch["depth_valid"] = torch.ones(B, 1, H, W, dtype=torch.bool)
     return batch
+
+
+class KillAfterEpoch(L.Callback):
+    """A callback that crashes the run at the end of training epoch ``epoch`` (after its checkpoint was written)."""
+
+    def __init__(self, epoch: int = 0):
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated kill")

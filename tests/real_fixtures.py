@@ -32,8 +32,9 @@ def build_nyudv2(root: Path, rng) -> Path:
     labels = rng.choice([0, 21, 11, 3, 157, 8, 1], (n, H, W)).astype(np.uint16)
     src = root / "nyu_src"
     src.mkdir(parents=True)
-    write_nyu_mat(src / "nyu_depth_v2_labeled.mat", rng.integers(0, 256, (n, H, W, 3), dtype=np.uint8),
-                  rng.uniform(0.5, 5, (n, H, W)).astype(np.float32), labels, [f"room_{i}" for i in range(n)])  # fmt: skip
+    images = rng.integers(0, 256, (n, H, W, 3), dtype=np.uint8)
+    depths = rng.uniform(0.5, 5, (n, H, W)).astype(np.float32)
+    write_nyu_mat(src / "nyu_depth_v2_labeled.mat", images, depths, labels, [f"room_{i}" for i in range(n)])
     nyudv2.prepare(src, root / "nyudv2")
     return root / "nyudv2"
 

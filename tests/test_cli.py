@@ -32,10 +32,10 @@ def test_fit_test_predict(config, tmp_path):
     rows = list(csv.reader((ckpt_dir / "test_metrics.csv").open()))
     values = {r[0]: float(r[1]) for r in rows[1:5]}
     assert set(values) == {"pixel_acc", "mean_acc", "mIoU", "fwIoU"}
-    assert all(0.0 <= v <= 100.0 for v in values.values())
+    assert all(0.0 <= v <= 1.0 for v in values.values())
     assert "mIoU" in (ckpt_dir / "test_metrics.md").read_text()
     logged = run.trainer.callback_metrics
-    assert float(logged["test/mIoU"]) * 100 == pytest.approx(values["mIoU"], abs=0.01)
+    assert float(logged["test/mIoU"]) == pytest.approx(values["mIoU"], abs=1e-5)
 
     out = tmp_path / "pred"
     cli(["predict", "--config", str(config), "--ckpt_path", str(ckpt_dir / "best.ckpt"),
@@ -59,7 +59,9 @@ def test_print_config(config, capsys):
 def test_resume_matches_uninterrupted_run(config, tmp_path):
     common = ["--trainer.deterministic=true", "--trainer.limit_val_batches=1"]
     straight = _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "a"), *common)
-    _fit(config, "--trainer.max_epochs=1", "--checkpoint.dirpath", str(tmp_path / "b"), *common)
+    kill = '--trainer.callbacks+={"class_path": "tests.helpers.KillAfterEpoch", "init_args": {"epoch": 0}}'
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "b"), *common, kill)
     resumed = _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "b"), *common,
                    "--ckpt_path", "last")  # fmt: skip
     assert resumed.trainer.global_step == straight.trainer.global_step > 0

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from indoor_parsing.data import taxonomy
 from indoor_parsing.data.dataset import FrameDataset, collate
 from indoor_parsing.data.layout import Frame, pose_is_valid, read_layout
 from indoor_parsing.data.sampler import EpochSampler
 from indoor_parsing.data.sequences import SequenceIndex
-from indoor_parsing.data import taxonomy
 from indoor_parsing.data.taxonomy import ClassSet
 from indoor_parsing.data.transforms import JointTransform
 from indoor_parsing.io import DataFileError, load_label, read_json, write_json
