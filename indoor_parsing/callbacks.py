@@ -56,15 +56,23 @@ class MetricsReport(L.Callback):
         self.paths: list[Path] = []
 
     def on_test_end(self, trainer, pl_module):
-        result = getattr(pl_module, "last_results", {}).get("test")
-        if result is None or not trainer.is_global_zero:
+        results = getattr(pl_module, "last_results", {})
+        # "test" plus per-evaluation-set results such as "test/scan1", "test/scan2" (multi-sequence methods)
+        stages = sorted((k for k in results if k == "test" or k.startswith("test/")), key=lambda k: (k != "test", k))
+        if not stages or not trainer.is_global_zero:
             return
-        table = format_table(result, pl_module.class_names)
+        sections, rows = [], []
+        for stage in stages:
+            title = "" if stage == "test" else f"### {stage.split('/', 1)[1]}\n\n"
+            sections.append(title + format_table(results[stage], pl_module.class_names))
+            prefix = "" if stage == "test" else stage.split("/", 1)[1] + "/"
+            rows += [[prefix + r[0], *r[1:]] for r in to_csv_rows(results[stage], pl_module.class_names)[1:]]
+        table = "\n\n".join(sections)
         print("\n" + table + "\n")
         ckpt = trainer.ckpt_path
         folder = Path(ckpt).parent if ckpt else Path(trainer.log_dir or trainer.default_root_dir)
         buf = io.StringIO()
-        csv.writer(buf).writerows(to_csv_rows(result, pl_module.class_names))
+        csv.writer(buf).writerows([to_csv_rows(results[stages[0]], pl_module.class_names)[0], *rows])
         self.paths = [folder / f"{self.filename}.md", folder / f"{self.filename}.csv"]
         write_text(self.paths[0], table + "\n")
         write_text(self.paths[1], buf.getvalue())

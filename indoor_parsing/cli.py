@@ -19,9 +19,11 @@ from indoor_parsing.methods.base import SegmentationModule
 # Commands that are not Lightning stages: name -> module whose main(argv) runs it.
 TOOLS = {
     "prepare": "indoor_parsing.data.prepare",
+    "index-capture": "indoor_parsing.data.capture",
     "gap-bench": "indoor_parsing.models.gap_bench",
     "extract-features": "indoor_parsing.distill.extract",
     "depth-probe": "indoor_parsing.distill.depth_probe",
+    "bench": "indoor_parsing.bench",
 }
 
 

@@ -135,7 +135,8 @@ def inverse_warp(
     warped = F.grid_sample(values, grid.to(values.dtype), mode=mode, padding_mode="zeros", align_corners=True)
     d_src = F.grid_sample(src_depth.to(z), grid.detach(), mode="nearest", padding_mode="zeros", align_corners=True)
     u, v = uv[:, :1], uv[:, 1:]
-    inside = (u >= 0) & (u <= Ws - 1) & (v >= 0) & (v <= Hs - 1)
+    tol = 1e-3  # pixels: round-off must not reject the border pixels of an identity warp
+    inside = (u >= -tol) & (u <= Ws - 1 + tol) & (v >= -tol) & (v <= Hs - 1 + tol)
     visible = (z - d_src).abs() < abs_tol + rel_tol * z
     valid = (tgt_depth > 0) & (z > _EPS) & inside & (d_src > 0) & visible  # (B, 1, H, W)
     warped = warped * valid.to(warped.dtype)

@@ -31,10 +31,24 @@ def _shrink_data(node, real_roots: dict[str, Path]):
             _shrink_data(value, real_roots)
 
 
+def _offline_weights(node) -> None:
+    """Pretrained encoder weights cannot be downloaded in tests: build the same networks randomly initialised."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "encoder_weights":
+                node[key] = None
+            else:
+                _offline_weights(value)
+    elif isinstance(node, list):
+        for value in node:
+            _offline_weights(value)
+
+
 def shrink_config(path: Path, out_dir: Path, real_roots: dict[str, Path] | None = None) -> Path:
     """Write a smoke-test copy of an experiment config into ``out_dir``; returns its path."""
     config = yaml.safe_load(path.read_text())
     _shrink_data(config.get("data", {}), real_roots or {})
+    _offline_weights(config.get("model", {}))
     trainer = config.setdefault("trainer", {})
     trainer["default_root_dir"] = str(out_dir / "run")
     trainer.pop("devices", None)

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+import indoor_parsing  # noqa: F401  (first: its torchvision guard must run before lightning is imported)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")

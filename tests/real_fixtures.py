@@ -52,7 +52,7 @@ def build_sunrgbd(root: Path, rng) -> Path:
 
 def build_scannet(root: Path, rng) -> Path:
     src = root / "scannet_src"
-    for scan in ("scene0000_00", "scene0568_00"):  # official train and val scans
+    for scan in ("scene0000_00", "scene0000_01", "scene0568_00"):  # official train scans (two of a scene), a val scan
         frames = []
         for i in range(3):
             pose = np.eye(4)
@@ -85,6 +85,25 @@ def build_s3dis(root: Path, rng) -> Path:
     return root / "s3dis"
 
 
+def build_capture(root: Path, rng) -> Path:
+    """A user's RGB-D capture folder like ScanNet's export (color/depth/pose/intrinsic)."""
+    from PIL import Image
+
+    cap = root / "capture"
+    for sub in ("color", "depth", "pose", "intrinsic"):
+        (cap / sub).mkdir(parents=True)
+    K4 = np.eye(4)
+    K4[:3, :3] = K
+    (cap / "intrinsic" / "intrinsic_color.txt").write_text("\n".join(" ".join(map(str, r)) for r in K4))
+    for i in range(4):
+        Image.fromarray(_rgb(rng)).save(cap / "color" / f"{i}.jpg")
+        Image.fromarray(rng.integers(500, 4000, (H, W)).astype(np.uint16)).save(cap / "depth" / f"{i}.png")
+        pose = np.eye(4)
+        pose[0, 3] = 0.05 * i
+        (cap / "pose" / f"{i}.txt").write_text("\n".join(" ".join(map(str, r)) for r in pose))
+    return cap
+
+
 def build_all(root: Path) -> dict[str, Path]:
     """class_path of each real DataModule -> a prepared fixture tree."""
     rng = np.random.default_rng(0)
@@ -93,4 +112,5 @@ def build_all(root: Path) -> dict[str, Path]:
         "indoor_parsing.data.sunrgbd.SUNRGBDDataModule": build_sunrgbd(root, rng),
         "indoor_parsing.data.scannet.ScanNetDataModule": build_scannet(root, rng),
         "indoor_parsing.data.s3dis.S3DISDataModule": build_s3dis(root, rng),
+        "indoor_parsing.data.capture.CaptureDataModule": build_capture(root, rng),
     }

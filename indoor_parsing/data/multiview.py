@@ -1,0 +1,265 @@
+"""S4NetDataModule: a labelled source DataModule + the unlabelled registered RGB-D sequence of one target scene.
+
+S4-Net (Stekovic et al.) trains on batches of labelled source images S and of frames e of a target sequence U, each
+with neighbours e' that overlap it by at least 25 %; it is evaluated on that sequence (its labels are never used in
+training) and on an independent scan of the same scene. This module is an IndoorDataModule over the *target* layout
+(so frames, pose filtering and ``skipped_invalid_pose`` are the usual ones) that also owns the source DataModule.
+
+Loaders: fit = CombinedLoader({"source", "target"}); val / test = one loader per ``eval_sequences`` entry (scan1
+first, then scan2); predict = ``predict_sequences`` (default: the training sequence: its auto-annotation).
+"""
+
+import hashlib
+import json
+import logging
+import os
+import zlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch.utils.data import DataLoader
+
+from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.dataset import FrameDataset, collate
+from indoor_parsing.data.layout import Frame
+from indoor_parsing.data.sampler import EpochSampler
+from indoor_parsing.data.sequences import SequenceIndex
+from indoor_parsing.data.transforms import JointTransform
+from indoor_parsing.geometry import view_overlap
+from indoor_parsing.io import DataFileError, load_depth, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+class S4NetDataModule(IndoorDataModule):
+    """Labelled source + unlabelled target sequence with overlap-filtered neighbours (S4-Net).
+
+    Args:
+        source: labelled DataModule S (SUN RGB-D, SynthRooms style "source", ...); its training split feeds L_S.
+        target: DataModule whose layout holds the target scene's registered RGB-D sequences (ScanNet, SynthRooms
+            style "target", a capture); its batch size and image size are used for the target loaders.
+        target_scene: scene of the target layout; None = the first scene (sorted) that has ``train_sequence``.
+        train_sequence: the unlabelled sequence U (ScanNet "scan1"); None = the scene's first sequence.
+        eval_sequences: sequences evaluated (val and test), in order; the first is logged under the base names
+            (``val/mIoU``) and every one also as ``val/<sequence>/mIoU``. None = ``[train_sequence]``.
+        predict_sequences: sequences auto-annotated by ``predict``; None = ``[train_sequence]``.
+        target_splits: layout splits searched for the target scene (comma-separated).
+        num_neighbors: neighbours e' per target frame (4 in the paper).
+        neighbor_window: candidates lie within this many sequence positions (bounds the overlap computation).
+        min_overlap: a candidate must see at least this fraction of e's valid-depth pixels (0.25 in the paper).
+        overlap_stride: the overlap is computed on every ``overlap_stride``-th pixel.
+        occlusion_abs_tol, occlusion_rel_tol: depth agreement of the overlap test (metres, relative).
+        pose_noise_rot_deg: every target pose is rotated by exactly this angle about a random axis (failure study).
+        pose_noise_trans_m: ... and shifted by exactly this distance in a random direction.
+        pose_noise_seed: the noise is a function of this seed and the frame key.
+        combine_mode: CombinedLoader mode of the fit loader.
+    """
+
+    dataset_name = "s4net"
+
+    def __init__(
+        self,
+        source: IndoorDataModule,
+        target: IndoorDataModule,
+        target_scene: str | None = None,
+        train_sequence: str | None = "scan1",
+        eval_sequences: list[str] | None = None,
+        predict_sequences: list[str] | None = None,
+        target_splits: str = "train,val,test",
+        num_neighbors: int = 4,
+        neighbor_window: int = 20,
+        min_overlap: float = 0.25,
+        overlap_stride: int = 4,
+        occlusion_abs_tol: float = 0.05,
+        occlusion_rel_tol: float = 0.05,
+        pose_noise_rot_deg: float = 0.0,
+        pose_noise_trans_m: float = 0.0,
+        pose_noise_seed: int = 0,
+        combine_mode: str = "max_size_cycle",
+    ):
+        if num_neighbors < 1 or not 0.0 <= min_overlap <= 1.0 or overlap_stride < 1:
+            raise ValueError("num_neighbors >= 1, 0 <= min_overlap <= 1 and overlap_stride >= 1 are required")
+        if source.class_names != target.class_names:
+            raise ValueError(
+                f"source classes {source.classes.name!r} and target classes {target.classes.name!r} differ; map both "
+                "domains to the same class set"
+            )
+        super().__init__(
+            root=str(getattr(target, "root", "")), class_set=target.classes.name, batch_size=target.batch_size,
+            num_workers=target.num_workers, image_size=target.image_size, with_pose=True,
+        )  # fmt: skip
+        target.with_pose = True  # frames with invalid poses are dropped (and counted) by the target itself
+        self.source, self.target = source, target
+        self.target_scene, self.train_sequence = target_scene, train_sequence
+        self.eval_sequences = None if eval_sequences is None else list(eval_sequences)
+        self.predict_sequences = None if predict_sequences is None else list(predict_sequences)
+        self.target_splits = target_splits
+        self.num_neighbors, self.neighbor_window, self.min_overlap = num_neighbors, neighbor_window, min_overlap
+        self.overlap_stride, self.occlusion_tol = overlap_stride, (occlusion_abs_tol, occlusion_rel_tol)
+        self.pose_noise = (pose_noise_rot_deg, pose_noise_trans_m, pose_noise_seed)
+        self.combine_mode = combine_mode
+        self.sequences: dict[str, list[Frame]] = {}
+        self.overlap_candidates: list[list[int]] | None = None
+
+    # ---- frames -----------------------------------------------------------------------------------------
+    @property
+    def eval_names(self) -> list[str]:
+        """Names of the val / test loaders, in order (read by S4NetModule for its metric prefixes)."""
+        return list(self.eval_sequences or [])
+
+    def prepare_data(self) -> None:
+        self.source.prepare_data()
+        self.target.prepare_data()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._frames is not None:  # also stops the re-entry through self.frames() below
+            return
+        self.source.setup(stage)
+        self.target.setup(stage)
+        self.root = Path(self.target.root)
+        super().setup(stage)
+        try:
+            self._select_sequences()
+        except Exception:
+            self._frames = None  # a later setup() starts over instead of returning half-built
+            raise
+
+    def _select_sequences(self) -> None:
+        frames = [self._noisy(f) for f in self.frames(self.target_splits)]
+        scenes = sorted({f.scene for f in frames if self.train_sequence in (None, f.sequence)})
+        if not scenes:
+            raise DataFileError(f"{self.root}: no scene has a sequence {self.train_sequence!r} in {self.target_splits}")
+        scene = self.target_scene or scenes[0]
+        if scene not in {f.scene for f in frames}:
+            raise DataFileError(f"{self.root}: no scene {scene!r} in splits {self.target_splits!r} (scenes: {scenes})")
+        by_seq: dict[str, list[Frame]] = {}
+        for f in sorted(frames, key=lambda f: (f.sequence, f.index)):
+            if f.scene == scene:
+                by_seq.setdefault(f.sequence, []).append(f)
+        self.train_sequence = self.train_sequence or min(by_seq, default=None)
+        self.eval_sequences = [self.train_sequence] if self.eval_sequences is None else self.eval_sequences
+        self.predict_sequences = self.predict_sequences or [self.train_sequence]
+        for name in {self.train_sequence, *self.eval_sequences, *self.predict_sequences}:
+            if name not in by_seq:
+                raise DataFileError(
+                    f"{self.root}: scene {scene!r} has no sequence {name!r} (it has {sorted(by_seq)}) in splits "
+                    f"{self.target_splits!r}"
+                )
+        if any(f.depth is None for f in by_seq[self.train_sequence]):
+            raise DataFileError(f"{self.root}: sequence {scene}/{self.train_sequence} has frames without depth")
+        self.sequences = by_seq
+        log.info("S4-Net target %s: %s; %d frames skipped for invalid poses", scene,
+                 {k: len(v) for k, v in by_seq.items()}, self.skipped_invalid_pose)  # fmt: skip
+
+    def _noisy(self, frame: Frame) -> Frame:
+        """The frame with its pose perturbed by the configured noise (unchanged without noise)."""
+        rot_deg, trans_m, seed = self.pose_noise
+        if rot_deg == 0 and trans_m == 0:
+            return frame
+        rng = np.random.default_rng([seed, zlib.crc32(frame.key.encode())])
+        axis, direction = rng.normal(size=3), rng.normal(size=3)
+        delta = np.eye(4)
+        delta[:3, :3] = _axis_angle(axis / np.linalg.norm(axis), np.deg2rad(rot_deg))
+        delta[:3, 3] = trans_m * direction / np.linalg.norm(direction)
+        return replace(frame, pose=tuple((frame.T @ delta).ravel().tolist()))  # perturbed in the camera frame
+
+    def _candidates(self, frames: list[Frame]) -> list[list[int]]:
+        """Per frame: indices of frames of its sequence within the window with >= ``min_overlap`` view overlap.
+
+        The overlaps are computed once (projection of low-resolution depth) and cached in the layout folder; the key
+        covers the frames, their poses and the overlap settings, so noisy poses get their own cache.
+        """
+        settings = [self.neighbor_window, self.overlap_stride, *self.occlusion_tol]
+        ident = [(f.key, f.depth, f.intrinsics, f.pose) for f in frames]
+        key = hashlib.sha1(json.dumps([settings, ident]).encode()).hexdigest()[:12]
+        cache = self.root / f"s4net_overlap_{key}.json"
+        if cache.is_file():
+            overlap = read_json(cache)["overlap"]
+        else:
+            overlap = self._overlaps(frames)
+            try:
+                write_json(cache, {"settings": settings, "keys": [f.key for f in frames], "overlap": overlap})
+            except OSError as err:  # a read-only dataset folder only costs the recomputation next time
+                log.warning("could not cache view overlaps in %s (%s)", cache, err)
+        return [[int(j) for j, v in row.items() if v >= self.min_overlap] for row in overlap]
+
+    def _overlaps(self, frames: list[Frame]) -> list[dict[str, float]]:
+        """``[{str(j): overlap of frame i seen from frame j}]`` for j within the window (positions in ``frames``)."""
+        s = self.overlap_stride
+        depth = torch.stack([torch.from_numpy(load_depth(self.root / f.depth)[::s, ::s].copy()) for f in frames])
+        depth = depth[:, None].double()  # (N, 1, h, w)
+        sub = torch.diag(torch.tensor([1.0 / s, 1.0 / s, 1.0], dtype=torch.float64))
+        K = torch.stack([sub @ torch.from_numpy(f.K) for f in frames])  # (N, 3, 3) intrinsics of the subsampled grid
+        T = torch.stack([torch.from_numpy(f.T) for f in frames])  # (N, 4, 4)
+        out = []
+        for i in range(len(frames)):
+            js = [j for j in range(max(0, i - self.neighbor_window), min(len(frames), i + self.neighbor_window + 1))
+                  if j != i]  # fmt: skip
+            if not js:
+                out.append({})
+                continue
+            n = len(js)
+            ratio = view_overlap(
+                depth[i : i + 1].expand(n, -1, -1, -1), K[i : i + 1].expand(n, -1, -1), T[i : i + 1].expand(n, -1, -1),
+                depth[js], K[js], T[js], stride=1, abs_tol=self.occlusion_tol[0], rel_tol=self.occlusion_tol[1],
+            )  # fmt: skip
+            out.append({str(j): round(float(r), 4) for j, r in zip(js, ratio, strict=True)})
+        return out
+
+    # ---- loaders ----------------------------------------------------------------------------------------
+    def _dataset(self, frames: list[Frame], neighbors=None) -> FrameDataset:
+        return FrameDataset(
+            self.root, frames, self.classes, JointTransform(self.image_size, train=False),
+            dataset_name=self.target.manifest.get("dataset", self.target.dataset_name), with_pose=True,
+            neighbors=neighbors,
+        )  # fmt: skip
+
+    def _loader(self, dataset: FrameDataset, shuffle: bool) -> DataLoader:
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        return DataLoader(
+            dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, seed),
+            num_workers=self.num_workers, collate_fn=collate, drop_last=shuffle and len(dataset) >= self.batch_size,
+            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+        )  # fmt: skip
+
+    def target_dataset(self) -> FrameDataset:
+        """Training frames of U, without labels (they are for evaluation only), with overlapping neighbours."""
+        self.setup("fit")
+        frames = [replace(f, label=None) for f in self.sequences[self.train_sequence]]
+        if self.overlap_candidates is None:
+            self.overlap_candidates = self._candidates(frames)
+        sampler = SequenceIndex(frames).sampler(
+            self.num_neighbors, self.neighbor_window, candidates=lambda i: self.overlap_candidates[i]
+        )
+        return self._dataset(frames, neighbors=sampler)
+
+    def train_dataloader(self) -> CombinedLoader:
+        loaders = {"source": self.source.train_dataloader(), "target": self._loader(self.target_dataset(), True)}
+        return CombinedLoader(loaders, self.combine_mode)
+
+    def _eval_loaders(self, names: list[str]) -> list[DataLoader]:
+        self.setup()
+        return [self._loader(self._dataset(self.sequences[n]), shuffle=False) for n in names]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.eval_sequences)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders(self.eval_sequences)
+
+    def predict_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self._dataset([f for n in self.predict_sequences for f in self.sequences[n]]), False)
+
+    def class_pixel_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Class statistics of the *source* training split (L_S's median-frequency weights)."""
+        return self.source.class_pixel_counts()
+
+
+def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rodrigues' rotation matrix (3, 3) about a unit axis."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
