@@ -189,8 +189,9 @@ class SegmentationModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}  # fmt: skip
 
     # ---- exact resume -----------------------------------------------------------------------------------
+    # The global legacy numpy RNG is what third-party code draws from, so that is the state to save.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        name, keys, pos, has_gauss, cached = np.random.get_state()
+        name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
         checkpoint["rng_states"] = {  # tensors and plain types only: loadable with torch.load(weights_only=True)
             "torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
                                                       cached),
@@ -203,7 +204,7 @@ class SegmentationModule(L.LightningModule):
         if states and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(states["torch"])
             name, keys, pos, has_gauss, cached = states["numpy"]
-            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
             random.setstate(states["python"])
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
