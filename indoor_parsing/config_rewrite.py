@@ -1,0 +1,81 @@
+"""Rewriting experiment configs (plain YAML trees) for smoke tests and equal-budget comparisons.
+
+A config's DataModule blocks may be nested (S4-Net combines a source and a target DataModule); these functions walk
+the whole tree, so every method's configs are rewritten the same way.
+"""
+
+from pathlib import Path
+
+import yaml
+
+SYNTH = "indoor_parsing.data.synthrooms.SynthRoomsDataModule"
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def data_blocks(config: dict):
+    """Every ``{class_path: indoor_parsing.data..., init_args: {...}}`` block under ``config["data"]``."""
+    for node in _walk(config.get("data", {})):
+        if str(node.get("class_path", "")).startswith("indoor_parsing.data") and isinstance(
+            node.get("init_args"), dict
+        ):
+            yield node["class_path"], node["init_args"]
+
+
+def set_synthrooms(config: dict, **settings) -> None:
+    """Override generation settings of every SynthRooms block (style and sequences stay the config's own)."""
+    for cls, args in data_blocks(config):
+        if cls == SYNTH:
+            args.update(settings)
+            args.pop("root", None)
+
+
+def set_loaders(config: dict, image_size: list[int] | None = None, **loader) -> None:
+    """Override loader settings (batch_size, num_workers, ...) and, where one is set, the image size."""
+    for _, args in data_blocks(config):
+        if "batch_size" in args or "num_workers" in args or loader.keys() & args.keys():
+            args.update(loader)
+        if image_size is not None and args.get("image_size") is not None:
+            args["image_size"] = list(image_size)
+
+
+def set_roots(config: dict, roots: dict[str, Path]) -> None:
+    """Point every DataModule of a class in ``roots`` (class path -> folder) at that folder."""
+    for cls, args in data_blocks(config):
+        if cls in roots:
+            args["root"] = str(roots[cls])
+
+
+def without_pretrained_weights(config: dict) -> None:
+    """Same networks, randomly initialised (no download)."""
+    for node in _walk(config.get("model", {})):
+        if "encoder_weights" in node:
+            node["encoder_weights"] = None
+
+
+def set_cpu_trainer(config: dict, root_dir: Path, **trainer) -> None:
+    """A single-process CPU trainer writing under ``root_dir`` (checkpoints in ``root_dir/ckpt``)."""
+    t = config.setdefault("trainer", {})
+    for key in ("devices", "strategy", "sync_batchnorm", "num_nodes"):
+        t.pop(key, None)
+    t.update({"accelerator": "cpu", "precision": "32-true", "default_root_dir": str(root_dir), **trainer})
+    config.setdefault("checkpoint", {})["dirpath"] = str(root_dir / "ckpt")
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def dump(config: dict, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
