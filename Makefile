@@ -8,7 +8,7 @@ DEMO_DIR := runs/baseline_resnet18_synthrooms
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install test lint format demo docs clean
+.PHONY: install test lint format demo docs claims clean
 
 install:
 	@bash scripts/install.sh
@@ -29,6 +29,9 @@ demo: install
 	$(CLI) test --config $(DEMO) --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt
 	$(CLI) predict --config $(DEMO) --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt \
 		--data.init_args.predict_split test --predictions.output_dir $(DEMO_DIR)/predictions
+
+claims: install
+	$(CLI) claims --out docs/claims --seeds 0 1 2 $(CLAIMS_ARGS)
 
 docs: install
 	$(PY) -m indoor_parsing.data.synthrooms.preview --out docs/synthrooms.png

@@ -24,6 +24,7 @@ TOOLS = {
     "extract-features": "indoor_parsing.distill.extract",
     "depth-probe": "indoor_parsing.distill.depth_probe",
     "bench": "indoor_parsing.bench",
+    "claims": "indoor_parsing.claims.run",
 }
 
 

@@ -4,11 +4,11 @@ A config's DataModule blocks may be nested (S4-Net combines a source and a targe
 the whole tree, so every method's configs are rewritten the same way.
 """
 
+import importlib
+from functools import cache
 from pathlib import Path
 
 import yaml
-
-SYNTH = "indoor_parsing.data.synthrooms.SynthRoomsDataModule"
 
 
 def _walk(node):
@@ -21,19 +21,26 @@ def _walk(node):
             yield from _walk(value)
 
 
+@cache
+def _is_synthrooms(class_path: str) -> bool:
+    from indoor_parsing.data.synthrooms import SynthRoomsDataModule
+
+    module, name = class_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    return isinstance(cls, type) and issubclass(cls, SynthRoomsDataModule)
+
+
 def data_blocks(config: dict):
-    """Every ``{class_path: indoor_parsing.data..., init_args: {...}}`` block under ``config["data"]``."""
+    """Every ``{class_path: indoor_parsing...., init_args: {...}}`` block under ``config["data"]``."""
     for node in _walk(config.get("data", {})):
-        if str(node.get("class_path", "")).startswith("indoor_parsing.data") and isinstance(
-            node.get("init_args"), dict
-        ):
+        if str(node.get("class_path", "")).startswith("indoor_parsing.") and isinstance(node.get("init_args"), dict):
             yield node["class_path"], node["init_args"]
 
 
 def set_synthrooms(config: dict, **settings) -> None:
     """Override generation settings of every SynthRooms block (style and sequences stay the config's own)."""
     for cls, args in data_blocks(config):
-        if cls == SYNTH:
+        if _is_synthrooms(cls):
             args.update(settings)
             args.pop("root", None)
 
