@@ -22,12 +22,18 @@ def _walk(node):
 
 
 @cache
-def _is_synthrooms(class_path: str) -> bool:
-    from indoor_parsing.data.synthrooms import SynthRoomsDataModule
-
+def _class(class_path: str):
     module, name = class_path.rsplit(".", 1)
-    cls = getattr(importlib.import_module(module), name)
-    return isinstance(cls, type) and issubclass(cls, SynthRoomsDataModule)
+    return getattr(importlib.import_module(module), name)
+
+
+def _is_subclass(class_path: str, base_path: str) -> bool:
+    cls, base = _class(class_path), _class(base_path)
+    return isinstance(cls, type) and issubclass(cls, base)
+
+
+def _is_synthrooms(class_path: str) -> bool:
+    return _is_subclass(class_path, "indoor_parsing.data.synthrooms.SynthRoomsDataModule")
 
 
 def data_blocks(config: dict):
@@ -55,10 +61,12 @@ def set_loaders(config: dict, image_size: list[int] | None = None, **loader) -> 
 
 
 def set_roots(config: dict, roots: dict[str, Path]) -> None:
-    """Point every DataModule of a class in ``roots`` (class path -> folder) at that folder."""
+    """Re-point DataModules: ``roots`` maps a class path (its subclasses too) or a configured root to a folder."""
     for cls, args in data_blocks(config):
-        if cls in roots:
-            args["root"] = str(roots[cls])
+        for key, root in roots.items():
+            if args.get("root") == key or ("." in key and "/" not in key and _is_subclass(cls, key)):
+                args["root"] = str(root)
+                break
 
 
 def without_pretrained_weights(config: dict) -> None:

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from indoor_parsing import config_rewrite as cr
+from indoor_parsing.distill.extract import build_smoke_cache
 
 TINY_SYNTH = {"num_scenes": 3, "frames_per_sequence": 3, "height": 48, "width": 64, "split": [1, 1, 1]}
 
@@ -13,7 +14,13 @@ def shrink_config(path: Path, out_dir: Path, real_roots: dict[str, Path] | None 
     cr.set_synthrooms(config, **TINY_SYNTH)
     cr.set_roots(config, real_roots or {})
     cr.set_loaders(config, image_size=[48, 64], batch_size=2, num_workers=0)
+    for _, args in cr.data_blocks(config):
+        if "max_points" in args:
+            args["max_points"] = 5000
     cr.without_pretrained_weights(config)
     cr.set_cpu_trainer(config, out_dir / "run")
     config["checkpoint"]["dirpath"] = str(out_dir / "ckpt")
+    cache = build_smoke_cache(config, out_dir / "feature_cache")  # Distill3D: a cache from a random teacher
+    if cache:
+        config["data"]["init_args"]["feature_cache"] = cache
     return cr.dump(config, out_dir / path.name)

@@ -62,9 +62,10 @@ def build_scannet(root: Path, rng) -> Path:
         d = src / "scans" / scan
         write_sens(d / f"{scan}.sens", frames, K, K)
         write_label_zip(d / f"{scan}_2d-label-filt.zip", {i: fr["label"] for i, fr in enumerate(frames)})
-        xyz = rng.uniform(0, 2, (16, 3)).astype(np.float32)
-        write_ply(d / f"{scan}_vh_clean_2.ply", xyz, np.full((16, 3), 7, np.uint8))
-        write_ply(d / f"{scan}_vh_clean_2.labels.ply", xyz, np.zeros((16, 3), np.uint8), rng.choice([1, 5], 16))
+        n = 1500  # enough voxels for the sparse U-Net's deepest BatchNorm
+        xyz = rng.uniform(0, 3, (n, 3)).astype(np.float32)
+        write_ply(d / f"{scan}_vh_clean_2.ply", xyz, np.full((n, 3), 7, np.uint8))
+        write_ply(d / f"{scan}_vh_clean_2.labels.ply", xyz, np.zeros((n, 3), np.uint8), rng.choice([1, 5], n))
     scannet.prepare(src, root / "scannet")
     return root / "scannet"
 
@@ -79,8 +80,12 @@ def build_s3dis(root: Path, rng) -> Path:
             depth = rng.integers(100, 3000, (H, W)).astype(np.uint16)
             write_2d3ds_frame(src / area, "cafe", room, j, _rgb(rng), depth, sem, K, world_to_cam)
     pts = root / "Stanford3dDataset_v1.2"
-    chair = np.array([[0.1, 0.2, 0.3, 10, 20, 30], [0.4, 0.5, 0.6, 40, 50, 60]])
-    write_s3dis_room(pts / "Area_1" / "office_1", {"chair_1": chair, "ceiling_1": chair})
+
+    def cloud(n=800):  # enough voxels for the sparse U-Net's deepest BatchNorm
+        return np.concatenate([rng.uniform(0, 3, (n, 3)), rng.integers(0, 256, (n, 3))], axis=1)
+
+    write_s3dis_room(pts / "Area_1" / "office_1", {"chair_1": cloud(), "ceiling_1": cloud()})
+    write_s3dis_room(pts / "Area_5" / "office_2", {"chair_1": cloud(), "floor_1": cloud()})
     s3dis.prepare(src, root / "s3dis", points=pts)
     return root / "s3dis"
 
@@ -107,10 +112,14 @@ def build_capture(root: Path, rng) -> Path:
 def build_all(root: Path) -> dict[str, Path]:
     """class_path of each real DataModule -> a prepared fixture tree."""
     rng = np.random.default_rng(0)
-    return {
+    roots = {
         "indoor_parsing.data.nyudv2.NYUDv2DataModule": build_nyudv2(root, rng),
         "indoor_parsing.data.sunrgbd.SUNRGBDDataModule": build_sunrgbd(root, rng),
         "indoor_parsing.data.scannet.ScanNetDataModule": build_scannet(root, rng),
         "indoor_parsing.data.s3dis.S3DISDataModule": build_s3dis(root, rng),
         "indoor_parsing.data.capture.CaptureDataModule": build_capture(root, rng),
     }
+    # Generic modules (e.g. the 3D teacher's point clouds) name the prepared folder the docs use.
+    for name in ("nyudv2", "sunrgbd", "scannet", "s3dis"):
+        roots[f"data/prepared/{name}"] = root / name
+    return roots

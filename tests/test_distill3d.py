@@ -1,0 +1,227 @@
+"""3D-to-2D Distillation: feature projection and cache, DN, L_p, adversarial alternation, the method harness."""
+
+import numpy as np
+import pytest
+import torch
+
+from indoor_parsing.data.layout import read_layout
+from indoor_parsing.data.synthrooms.generate import generate_synthrooms
+from indoor_parsing.distill.cache import Distill3DDataModule, FeatureCache, resample_grid
+from indoor_parsing.distill.extract import build_bank_cache, build_test_cache, extract_features
+from indoor_parsing.io import DataFileError, load_label
+from indoor_parsing.methods.distill3d import Distill3DModule
+from indoor_parsing.models.discriminators import CategoryDiscriminators
+from indoor_parsing.models.pspnet import DistributionNorm
+from tests.helpers import make_batch
+from tests.method_harness import check_checkpoint_round_trip, check_forward_backward, check_odd_sizes
+
+TINY = {"encoder_name": "resnet18", "feat_channels": 8, "decoder_channels": 32}
+
+
+@pytest.fixture(scope="module")
+def synthrooms(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthrooms")
+    return generate_synthrooms(root, num_scenes=3, frames_per_sequence=2, height=48, width=64, split=[1, 1, 1],
+                               point_density=400, progress=False)  # fmt: skip
+
+
+def one_hot_labels(cloud: dict) -> np.ndarray:
+    """A "teacher" whose feature is the one-hot stored label: projections can be checked against frame labels."""
+    return np.eye(41, dtype=np.float32)[cloud["label"]]
+
+
+@pytest.fixture(scope="module")
+def label_cache(synthrooms, tmp_path_factory):
+    out = tmp_path_factory.mktemp("label_cache")
+    extract_features(synthrooms, out, one_hot_labels, {"sha256": "one-hot"}, "synthrooms", stride=1,
+                     bank_per_class=0, progress=False)  # fmt: skip
+    return out
+
+
+def test_zbuffer_projection_matches_synthrooms_labels(synthrooms, label_cache):
+    cache = FeatureCache(label_cache)
+    _, frames = read_layout(synthrooms)
+    agree = total = 0
+    for frame in (f for f in frames if f.split == "train"):
+        feat, mask = cache.load(frame.key)  # (41, H, W), (H, W)
+        label = load_label(synthrooms / frame.label)
+        agree += int((feat.argmax(0) == label)[mask].sum())
+        total += int(mask.sum())
+    assert total > 0.3 * 48 * 64 * 2  # the nearest visible point covers a good part of each frame
+    assert agree / total > 0.97
+    assert 0 < cache.manifest["pixel_coverage"] <= 1 and cache.manifest["frames"] == 2
+
+
+def test_extraction_is_resumable_and_refuses_other_settings(synthrooms, label_cache):
+    progress = sorted((label_cache / "progress").rglob("*.npz"))
+    stamp = [p.stat().st_mtime_ns for p in progress]
+
+    def never_called(cloud: dict) -> np.ndarray:
+        raise AssertionError("a finished scene ran the teacher again")
+
+    extract_features(synthrooms, label_cache, never_called, {"sha256": "one-hot"}, "synthrooms", stride=1,
+                     bank_per_class=0, progress=False)  # fmt: skip
+    assert [p.stat().st_mtime_ns for p in progress] == stamp
+    with pytest.raises(DataFileError, match="stride"):
+        extract_features(synthrooms, label_cache, one_hot_labels, {"sha256": "one-hot"}, "synthrooms", stride=2,
+                         progress=False)  # fmt: skip
+
+
+def test_resample_grid_follows_flip_and_crop():
+    feat = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    mask = np.ones((3, 4), bool)
+    K = np.array([[20.0, 0, 15.5], [0, 20.0, 11.5], [0, 0, 1]])
+    out, m = resample_grid(feat, mask, K, K, (24, 32), 8)
+    np.testing.assert_array_equal(out, feat)  # identity
+    K_flip = np.array([[-1, 0, 31], [0, 1, 0], [0, 0, 1]]) @ K
+    out, m = resample_grid(feat, mask, K, K_flip, (24, 32), 8)
+    np.testing.assert_array_equal(out, feat[:, :, ::-1])
+    K_crop = np.array([[1, 0, -8], [0, 1, -8], [0, 0, 1]]) @ K  # crop at (8, 8), size 16 x 16
+    out, m = resample_grid(feat, mask, K, K_crop, (16, 16), 8)
+    np.testing.assert_array_equal(out, feat[:, 1:3, 1:3])
+
+
+def test_augmented_batches_keep_features_aligned(synthrooms, label_cache):
+    dm = Distill3DDataModule(root=str(synthrooms), class_set="synthrooms", feature_cache=str(label_cache),
+                             batch_size=2, augment=True, scale_range=(0.8, 1.5), image_size=(40, 56))  # fmt: skip
+    dm.setup("fit")
+    from indoor_parsing.data.taxonomy import class_set
+
+    to_train = torch.from_numpy(class_set("synthrooms").lut.astype(np.int64))
+    agree = total = 0
+    for _ in range(3):  # three epochs of random scale / crop / flip
+        for batch in dm.train_dataloader():
+            assert batch["feat3d"].shape == (2, 41, 40, 56) and batch["feat3d_mask"].dtype == torch.bool
+            pred = to_train[batch["feat3d"].argmax(1)]  # (B, H, W) stored id -> train id
+            covered = batch["feat3d_mask"][:, 0] & (batch["label"] != 255)
+            agree += int((pred == batch["label"])[covered].sum())
+            total += int(covered.sum())
+    assert total > 1000 and agree / total > 0.9
+
+
+def test_dn_statistics_come_from_the_cache(synthrooms, tmp_path):
+    cache = build_test_cache(synthrooms, tmp_path / "cache", channels=8)
+    dm = Distill3DDataModule(root=str(synthrooms), class_set="synthrooms", feature_cache=str(cache))
+    module = Distill3DModule(num_classes=20, **TINY)
+    module.configure_from_datamodule(dm)
+    stats = FeatureCache(cache).manifest
+    torch.testing.assert_close(module.model.norm1.target_mean, torch.tensor(stats["mean"]))
+    torch.testing.assert_close(module.model.norm1.target_std, torch.tensor(stats["std"]))
+    assert float(module.model.norm1.target_std.min()) > 0
+    check_checkpoint_round_trip(module, Distill3DModule, tmp_path)  # the statistics travel as buffers
+    loaded = Distill3DModule.load_from_checkpoint(tmp_path / "m.ckpt")
+    torch.testing.assert_close(loaded.model.norm1.target_mean, module.model.norm1.target_mean)
+    with pytest.raises(DataFileError, match="channels"):
+        Distill3DModule(num_classes=20, **{**TINY, "feat_channels": 4}).configure_from_datamodule(dm)
+
+
+def test_distribution_norm_moves_to_the_target():
+    dn = DistributionNorm(3)
+    dn.set_target(torch.tensor([1.0, -2.0, 5.0]), torch.tensor([0.5, 2.0, 3.0]))
+    y = dn(torch.randn(64, 3, 4, 4) * 7 + 3)  # Table 1, DN: (σ_t + Δσ) x̂ + (μ_t + Δμ), Δ = 0 at init
+    torch.testing.assert_close(y.mean((0, 2, 3)), torch.tensor([1.0, -2.0, 5.0]), atol=1e-4, rtol=0)
+    torch.testing.assert_close(y.std((0, 2, 3), unbiased=False), torch.tensor([0.5, 2.0, 3.0]), atol=1e-3, rtol=0)
+    dn2 = DistributionNorm(3, track_target=True)
+    ref = torch.randn(8, 16, 4, 4) * 2 + 4
+    y = dn2(torch.randn(8, 3, 4, 4), reference=ref)  # DN2: the reference's statistics, over all its channels
+    torch.testing.assert_close(y.mean(), ref.mean(), atol=1e-4, rtol=0)
+
+
+def test_lp_has_zero_gradient_on_uncovered_cells():
+    module = Distill3DModule(num_classes=5, **TINY)
+    sim = torch.randn(2, 8, 5, 7, requires_grad=True)
+    mask = torch.rand(2, 1, 5, 7) > 0.5
+    batch = {"feat3d": torch.randn(2, 8, 5, 7), "feat3d_mask": mask}
+    loss = module.distill_loss(sim, batch)
+    expected = ((sim - batch["feat3d"]) ** 2).sum(1, keepdim=True)[mask].mean()  # Σ_c over covered cells / count
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    assert (sim.grad * ~mask).abs().sum() == 0
+    assert (sim.grad * mask).abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["distill", "baseline", "multitask", "cascade"])
+def test_modes_forward_backward_and_odd_sizes(mode):
+    module = Distill3DModule(num_classes=5, mode=mode, **TINY)
+    batch = make_batch(2, 32, 48, K=5)
+    batch["feat3d"], batch["feat3d_mask"] = torch.randn(2, 8, 4, 6), torch.rand(2, 1, 4, 6) > 0.3
+    terms = check_forward_backward(module, batch)
+    expected = {"distill": {"ce", "aux", "distill"}, "baseline": {"ce", "aux"}, "multitask": {"ce", "aux", "depth"},
+                "cascade": {"ce", "aux", "depth"}}[mode]  # fmt: skip
+    assert set(terms) == expected
+    check_odd_sizes(module, 5, sizes=((37, 53), (29, 45)))
+
+
+def test_bn_ablation_and_multiscale_flip_evaluation():
+    module = Distill3DModule(num_classes=4, norm="bn", eval_scales=(0.75, 1.0), eval_flip=True, **TINY).eval()
+    assert not isinstance(module.model.norm1, DistributionNorm)
+    batch = make_batch(1, 37, 45, K=4)
+    with torch.no_grad():
+        logits = module.eval_logits(batch)
+    assert logits.shape == (1, 4, 37, 45) and torch.isfinite(logits).all()
+    torch.testing.assert_close(logits.exp().sum(1), torch.ones(1, 37, 45))  # log of averaged probabilities
+
+
+def test_per_category_discriminators_route_by_category():
+    D = CategoryDiscriminators(3, channels=8)
+    x, c = torch.randn(10, 8), torch.tensor([0, 1, 2, 1, 0, 2, 2, 1, 0, 0])
+    out = D(x, c)
+    for k in range(3):
+        torch.testing.assert_close(out[c == k], D.nets[k](x[c == k]).squeeze(1))
+    assert len(CategoryDiscriminators(3, 8, shared=True).nets) == 1
+
+
+def _unpaired_module(shared: bool = False) -> Distill3DModule:
+    names = ["wall", "floor", "chair", "table"]
+    module = Distill3DModule(num_classes=4, class_names=names, paired=False, shared_discriminator=shared,
+                             adv_samples=64, **TINY)  # fmt: skip
+    bank_names = ["floor", "wall", "sofa", "chair"]  # the 3D set: "table" is 2D-only, "sofa" 3D-only
+    labels = torch.arange(4).repeat_interleave(5)
+    module.set_bank(torch.randn(20, 8) + labels[:, None].float(), labels, bank_names)
+    return module
+
+
+def test_bank_keeps_shared_categories():
+    module = _unpaired_module()
+    assert module.bank_count.tolist() == [5, 5, 5, 0]  # wall, floor, chair from the bank; no table features
+    real = module.sample_real(torch.tensor([0, 1, 2, 2]))
+    assert real.shape == (4, 8)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_adversarial_alternation_updates_one_side_at_a_time(shared):
+    torch.manual_seed(0)
+    module = _unpaired_module(shared)
+    assert not module.automatic_optimization
+    module.train()
+    opt_g = torch.optim.SGD(module.param_groups(), lr=0.1)
+    opt_d = torch.optim.SGD(module.discriminators.parameters(), lr=0.1)
+    batch = make_batch(2, 32, 48, K=4)
+
+    def snapshot():
+        g = [p.detach().clone() for p in module.model.parameters()]
+        d = [p.detach().clone() for p in module.discriminators.parameters()]
+        return g, d
+
+    def changed(before, params):
+        return any(not torch.equal(b, p) for b, p in zip(before, params, strict=True))
+
+    g0, d0 = snapshot()
+    terms, fake, category = module.generator_step(batch, opt_g)
+    assert "adv" in terms and fake.shape[0] > 0 and not fake.requires_grad
+    assert changed(g0, module.model.parameters())
+    assert not changed(d0, module.discriminators.parameters())  # Eq. 4 step: D frozen
+    g1, d1 = snapshot()
+    module.discriminator_step(fake, category, opt_d)
+    assert changed(d1, module.discriminators.parameters())
+    assert not changed(g1, module.model.parameters())  # Eq. 3 step: the 2D network untouched
+
+
+def test_bank_only_cache_feeds_unpaired_training(tmp_path):
+    cache = FeatureCache(build_bank_cache(tmp_path / "bank", "synthrooms", channels=8, per_class=4))
+    module = Distill3DModule(num_classes=3, class_names=["wall", "floor", "nothing"], paired=False, **TINY)
+    module.set_bank(*cache.bank())
+    assert module.bank_count.tolist() == [4, 4, 0] and module.bank.shape == (8, 8)
+    cache.manifest["bank"] = None  # a cache extracted with --bank-per-class 0
+    with pytest.raises(DataFileError, match="no feature bank"):
+        cache.bank()
