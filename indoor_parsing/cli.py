@@ -45,7 +45,11 @@ class IndoorCLI(LightningCLI):
         if config["trainer"].get("enable_progress_bar") is False:  # the default rich bar would contradict it
             callbacks = self.trainer_defaults.get("callbacks", [])
             self.trainer_defaults["callbacks"] = [c for c in callbacks if not isinstance(c, ProgressBar)]
-        return super().instantiate_trainer(**kwargs)
+        trainer = super().instantiate_trainer(**kwargs)
+        for logger in trainer.loggers:  # W&B starts before callbacks run: give it the run folder now
+            if hasattr(logger, "bind_trainer"):
+                logger.bind_trainer(trainer)
+        return trainer
 
 
 def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:

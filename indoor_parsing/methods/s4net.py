@@ -162,6 +162,10 @@ class S4NetModule(SegmentationModule):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image)["seg"]
 
+    def predict_depth(self, image: torch.Tensor) -> torch.Tensor | None:
+        """Predicted depth (B, 1, H, W) in metres when the depth decoder is on, else None."""
+        return self.model(image)["depth"] if self.hparams.depth_prediction else None
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.teacher is not None:

@@ -1,0 +1,367 @@
+"""``indoor-parsing bench``: training throughput, inference latency and peak memory of methods, each next to a bare
+PyTorch loop over the same model and loss, and data-loader throughput of prepared layouts.
+
+    indoor-parsing bench --method configs/experiments/geoaware_resnet18_synthrooms.yaml --size 120 160 --batch 8
+    indoor-parsing bench --method configs/experiments/baseline_resnet18_synthrooms.yaml --layout data/nyudv2
+
+Model timings loop over a few batches prepared on the device beforehand, so they exclude data loading; the loader
+is timed on its own. "overhead" = how much slower the Lightning path is than the bare loop (target: under 5%).
+"""
+
+import argparse
+import logging
+import math
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities.model_helpers import is_overridden
+
+from indoor_parsing import config_rewrite as cr
+from indoor_parsing.cli import cli
+from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.layout import read_layout
+from indoor_parsing.data.synthrooms import SynthRoomsDataModule
+from indoor_parsing.distill.extract import build_smoke_cache
+from indoor_parsing.io import write_json
+
+CACHED_BATCHES = 4
+
+
+# ---- measuring ------------------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class PeakMemory:
+    """Peak memory of a block in MiB: the CUDA allocator's peak on a GPU; on Linux CPUs the growth of the process's
+    peak resident set (VmHWM, reset through /proc/self/clear_refs), NaN elsewhere."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak_mib = device, float("nan")
+
+    @staticmethod
+    def _hwm_kib() -> int | None:
+        try:
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+        except (OSError, StopIteration):
+            return None
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return self
+        self._base = None
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current resident set
+            self._base = self._hwm_kib()
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+        elif self._base is not None:
+            self.peak_mib = (self._hwm_kib() - self._base) / 1024
+
+
+class StepTimer(L.Callback):
+    """Per-step wall times after ``warmup``: training from one batch start to the next (so the work between steps
+    counts), prediction from batch start to end. Medians of these resist the load of other processes."""
+
+    def __init__(self, warmup: int, device: torch.device):
+        self.warmup, self.device, self.train_times, self.predict_times, self._t = warmup, device, [], [], None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        _sync(self.device)
+        now = time.perf_counter()
+        if batch_idx > self.warmup:
+            self.train_times.append(now - self._t)
+        self._t = now
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
+        _sync(self.device)
+        self._t = time.perf_counter()
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        _sync(self.device)
+        if batch_idx >= self.warmup:
+            self.predict_times.append(time.perf_counter() - self._t)
+
+
+# ---- building a method on benchmark-sized data ------------------------------------------------------------
+def build(config: str, size: tuple[int, int], batch: int, work: Path):
+    """(module, datamodule) of an experiment config on benchmark-sized data, prepared and set up.
+
+    SynthRooms is generated at ``size`` with a few scenes; other DataModules keep their data and get ``size`` as
+    image size where the config sets one. Encoders start from random weights (timing does not depend on them).
+    """
+    cfg = cr.load(Path(config))
+    cr.set_synthrooms(cfg, height=size[0], width=size[1], num_scenes=3, split=[1, 1, 1],
+                      frames_per_sequence=max(2 * batch, 8))  # fmt: skip
+    cr.set_loaders(cfg, image_size=list(size), batch_size=batch, num_workers=0)
+    cr.without_pretrained_weights(cfg)
+    cfg.setdefault("trainer", {}).update(logger=False, default_root_dir=str(work))
+    cache = (cfg.get("data") or {}).get("init_args", {}).get("feature_cache")
+    if cache and not (Path(cache) / "manifest.json").is_file():
+        # Distill3D without extracted teacher features: a random-projection cache times the same.
+        cfg["data"]["init_args"]["feature_cache"] = build_smoke_cache(cfg, work / "features")
+    with warnings.catch_warnings():  # LightningCLI warns that sys.argv (our own options) is not what it parses
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        run = cli(["--config", str(cr.dump(cfg, work / "bench_config.yaml"))], run=False)
+    run.datamodule.prepare_data()
+    run.datamodule.setup("fit")
+    return run.model, run.datamodule
+
+
+def _to(batch, device: torch.device, channels_last: bool):
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
+    if isinstance(batch, dict):
+        return {k: _to(v, device, channels_last) for k, v in batch.items()}
+    if isinstance(batch, list) and batch and isinstance(batch[0], dict):
+        return [_to(v, device, channels_last) for v in batch]
+    return batch
+
+
+def _take(loader, n: int, device: torch.device, channels_last: bool) -> list:
+    out = []
+    for batch in loader:
+        if isinstance(loader, CombinedLoader):
+            batch = batch[0]  # (batch, batch_idx, dataloader_idx)
+        out.append(_to(batch, device, channels_last))
+        if len(out) == n:
+            break
+    return out
+
+
+class _Batches:
+    """``total`` batches cycling over a few prepared ones (a plain list would read as several dataloaders)."""
+
+    def __init__(self, batches: list, total: int):
+        self.batches, self.total = batches, total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self):
+        return (self.batches[i % len(self.batches)] for i in range(self.total))
+
+
+class _CachedData(L.LightningDataModule):
+    """The method's DataModule (class statistics, feature caches, ...) with training batches served from memory."""
+
+    def __init__(self, inner: L.LightningDataModule, train: _Batches):
+        super().__init__()
+        self.inner, self.train = inner, train
+
+    def __getattr__(self, name: str):
+        inner = self.__dict__.get("inner")
+        if inner is None:
+            raise AttributeError(name)
+        return getattr(inner, name)
+
+    def train_dataloader(self):
+        return self.train
+
+
+# ---- the two paths --------------------------------------------------------------------------------------
+def _optimizer(module: L.LightningModule):
+    opt = module.configure_optimizers()
+    if isinstance(opt, dict):
+        sched = opt["lr_scheduler"]
+        return opt["optimizer"], sched["scheduler"], sched.get("interval", "epoch")
+    return opt, None, "epoch"
+
+
+def bare_train(module, batches: list, warmup: int, steps: int, device: torch.device, autocast: bool) -> list:
+    """Per-step seconds of plain optimisation steps (the module's losses, its batch-start and pre-step hooks)."""
+    opt, sched, interval = _optimizer(module)
+    start_hook = is_overridden("on_train_batch_start", module, L.LightningModule)
+    clip_hook = is_overridden("on_before_optimizer_step", module, L.LightningModule)
+    module.train()
+    times, last = [], None
+    for i in range(warmup + steps + 1):  # step warmup + steps only closes the last timed interval
+        _sync(device)
+        now = time.perf_counter()
+        if i > warmup:
+            times.append(now - last)
+        last = now
+        if i == warmup + steps:
+            break
+        batch = batches[i % len(batches)]
+        if start_hook:
+            module.on_train_batch_start(batch, i)
+        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+            loss = sum(module.losses(batch).values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_hook:
+            module.on_before_optimizer_step(opt)
+        opt.step()
+        if sched is not None and interval == "step":
+            sched.step()
+    return times
+
+
+@torch.inference_mode()
+def bare_predict(module, batches: list, warmup: int, steps: int, device: torch.device, autocast: bool) -> list:
+    module.eval()
+    times = []
+    for i in range(warmup + steps):
+        _sync(device)
+        t = time.perf_counter()
+        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+            module.predict_step(batches[i % len(batches)], i)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def bench_method(config: str, size, batch: int, steps: int, warmup: int, device: torch.device, precision: str,
+                 channels_last: bool, work: Path, repeats: int = 3) -> dict:  # fmt: skip
+    """Training images/s and predict latency (ms per batch), Lightning vs bare, with peak memory, of one setting.
+
+    The two paths alternate ``repeats`` times and the best of each is kept, so that load from other processes
+    (which only slows a run down) does not decide the comparison.
+    """
+    module, dm = build(config, size, batch, work)
+    train = _take(dm.train_dataloader(), CACHED_BATCHES, device, channels_last)
+    test = _take(dm.predict_dataloader(), CACHED_BATCHES, device, channels_last)
+    if not train or not test:
+        raise ValueError(f"{config}: the benchmark data gives no full training or prediction batch")
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    total, autocast, accel = warmup + steps, precision.startswith("bf16"), "gpu" if device.type == "cuda" else "cpu"
+    row = {"method": Path(config).stem, "precision": precision + ("+channels_last" if channels_last else ""),
+           "train_lightning": 0.0, "predict_lightning_ms": math.inf, "predict_bare_ms": math.inf}  # fmt: skip
+    peaks = []
+    for _ in range(repeats):
+        timer = StepTimer(warmup, device)
+        # One epoch of `total` batches: max_steps would count each optimiser of a manual-optimisation method.
+        trainer = L.Trainer(accelerator=accel, devices=1, precision=precision, max_epochs=1, limit_val_batches=0,
+                            num_sanity_val_steps=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False, callbacks=[timer], default_root_dir=work)  # fmt: skip
+        module.train()  # Lightning keeps the train / eval mode it finds; the last pass left eval mode
+        with PeakMemory(device) as mem:
+            trainer.fit(module, datamodule=_CachedData(dm, _Batches(train, total)))
+        peaks.append(mem.peak_mib)
+        row["train_lightning"] = max(row["train_lightning"], batch / float(np.median(timer.train_times)))
+        module.to(device)  # Lightning's teardown moved it back to the CPU
+        if module.automatic_optimization:  # a manual-optimisation step is the method's own; no generic bare loop
+            seconds = float(np.median(bare_train(module, train, warmup, steps, device, autocast)))
+            row["train_bare"] = max(row.get("train_bare", 0.0), batch / seconds)
+        trainer.predict(module, dataloaders=_Batches(test, total), return_predictions=False)
+        row["predict_lightning_ms"] = min(row["predict_lightning_ms"], 1000 * float(np.median(timer.predict_times)))
+        module.to(device)
+        bare = bare_predict(module, test, warmup, steps, device, autocast)
+        row["predict_bare_ms"] = min(row["predict_bare_ms"], 1000 * float(np.median(bare)))
+    row["peak_mib"] = float(np.max(peaks))  # NaN where it could not be measured
+    return row
+
+
+# ---- data loading ---------------------------------------------------------------------------------------
+def synthrooms_layout(size: tuple[int, int] = (480, 640)) -> Path:
+    """A small SynthRooms layout at ``size``, generated once into the SynthRooms cache folder."""
+    dm = SynthRoomsDataModule(num_scenes=2, frames_per_sequence=16, height=size[0], width=size[1], split=[2, 0, 0])
+    dm.prepare_data()
+    return dm.root
+
+
+def bench_loader(layout: Path, workers: int, frames: int, batch: int, size=(480, 640)) -> dict:
+    """Frames/s of the augmented training loader of a layout (worker start-up excluded)."""
+    manifest, _ = read_layout(layout)
+    dm = IndoorDataModule(str(layout), class_set=manifest["label_space"], batch_size=batch, num_workers=workers,
+                          image_size=tuple(size), augment=True, scale_range=(0.75, 1.5), color_jitter=0.2)  # fmt: skip
+    loader, seen = dm.train_dataloader(), 0
+    next(iter(loader))  # starts the (persistent) workers; timing from a fresh iterator gives them no head start
+    start = time.perf_counter()
+    while seen < frames:
+        for b in loader:
+            seen += b["image"].shape[0]
+            if seen >= frames:
+                break
+    fps = seen / (time.perf_counter() - start)
+    return {"dataset": manifest.get("dataset", layout.name), "workers": workers, "frames_per_s": fps,
+            "frames_per_s_per_worker": fps / max(workers, 1)}  # fmt: skip
+
+
+# ---- command --------------------------------------------------------------------------------------------
+def _table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
+    lines = ["| " + " | ".join(c[1] for c in cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(format(r[c[0]], c[2]) if c[0] in r else "n/a" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def report(methods: list[dict], loaders: list[dict]) -> str:
+    for r in methods:
+        if "train_bare" in r:
+            r["train_overhead"] = 100 * (r["train_bare"] / r["train_lightning"] - 1)
+        r["predict_overhead"] = 100 * (r["predict_lightning_ms"] / r["predict_bare_ms"] - 1)
+    out = []
+    if methods:
+        out.append(_table(methods, [
+            ("method", "method", "s"), ("precision", "precision", "s"), ("train_lightning", "train img/s", ".1f"),
+            ("train_bare", "bare img/s", ".1f"), ("train_overhead", "overhead %", "+.1f"),
+            ("predict_lightning_ms", "predict ms/batch", ".1f"), ("predict_bare_ms", "bare ms/batch", ".1f"),
+            ("predict_overhead", "overhead %", "+.1f"), ("peak_mib", "peak MiB", ".0f"),
+        ]))  # fmt: skip
+    if loaders:
+        out.append(_table(loaders, [
+            ("dataset", "dataset", "s"), ("workers", "workers", "d"), ("frames_per_s", "frames/s", ".1f"),
+            ("frames_per_s_per_worker", "frames/s per worker", ".1f"),
+        ]))  # fmt: skip
+    return "\n\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="indoor-parsing bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--method", action="append", default=[], help="experiment config (repeatable)")
+    p.add_argument("--size", type=int, nargs=2, default=(120, 160), metavar=("H", "W"))
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=20, help="timed steps (after --warmup)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="alternations of the two paths (best of each is kept)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:i]")
+    p.add_argument("--layout", action="append", default=[], help="prepared layout for the loader benchmark")
+    p.add_argument("--loader-frames", type=int, default=64, help="frames timed per loader setting (0 = skip)")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    p.add_argument("--loader-size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    if args.steps < 2 or args.warmup < 0 or args.repeats < 1:
+        p.error("--steps must be >= 2 (step times are intervals), --warmup >= 0 and --repeats >= 1")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # keep the tables readable
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    settings = [("32-true", False)] + ([("bf16-mixed", False), ("bf16-mixed", True)] if device.type == "cuda" else [])
+    methods, loaders = [], []
+    with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
+        for config in args.method:
+            for precision, channels_last in settings:
+                work = Path(tmp) / f"{Path(config).stem}_{precision}_{int(channels_last)}"
+                work.mkdir()
+                methods.append(bench_method(config, tuple(args.size), args.batch, args.steps, args.warmup, device,
+                                            precision, channels_last, work, args.repeats))  # fmt: skip
+        if args.loader_frames > 0:
+            layouts = [Path(x) for x in args.layout] or [synthrooms_layout(tuple(args.loader_size))]
+            for layout in layouts:
+                for w in args.workers:
+                    loaders.append(bench_loader(layout, w, args.loader_frames, args.batch, args.loader_size))
+    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+          f"batch {args.batch}, size {args.size[0]}x{args.size[1]}, {args.steps} timed steps\n")  # fmt: skip
+    print(report(methods, loaders))
+    if args.json:
+        write_json(args.json, {"device": str(device), "args": vars(args), "methods": methods, "loaders": loaders})
+    return 0
