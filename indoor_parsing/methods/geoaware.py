@@ -1,0 +1,227 @@
+"""GeoAwareModule: Geometry-Aware Distillation (Jiao et al., CVPR 2019) with every Table 4 ablation as a switch.
+
+RGB is the only test-time input, except for the "+HHA" row (``hha_input=True``), which feeds ground-truth depth as
+HHA to the encoder at training and test time.
+"""
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from indoor_parsing.depth_metrics import DepthMetrics
+from indoor_parsing.geometry import hha
+from indoor_parsing.losses import BerHu, FocalStyleCE
+from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.models.geoaware import GeoAwareNet
+
+SEG_LOSSES = ("ce", "focal")
+CLIPPED_GROUPS = ("semantic", "spf")
+
+
+class GeoAwareModule(SegmentationModule):
+    """Geometry-Aware Distillation: joint semantic + depth decoding, FeatProp / GAP fusion, SPF refinement.
+
+    Loss (Eq. 6-8): ``L = L_s + L_d + Σ_k L_sk``, with L_s the focal-style CE on the prediction, L_sk on SPF side
+    outputs 1-3 and L_d the berHu depth loss over pixels with depth supervision (``depth_valid`` & depth > 0).
+
+    Args:
+        num_classes, class_names, encoder_name, encoder_weights, class_weighting, ignore_index, optimizer,
+            scheduler, scheduler_interval, encoder_lr_mult: see :class:`SegmentationModule` (class weights only
+            affect ``seg_loss="ce"``).
+        seg_loss: ``"ce"`` (the "sem only" row) or ``"focal"`` (Eq. 6, the "+L_s" row onwards).
+        focal_gamma: exponent of Eq. 6 (2 in the paper).
+        hha_input: the "+HHA" row: RGB + HHA(depth, K) as a 6-channel input, at test time too.
+        depth_branch: the depth decoder (DepEm, Eq. 1-2) and L_d.
+        fusion: ``"none"`` (DepEm), ``"add"`` (FeatProp), ``"vanconv"`` or ``"gap"`` (Eq. 3-5) at each scale.
+        scale_propagation: FeatProp's propagation of the decoder scales into the last decoder layer.
+        gap_form: ``"linear"`` (exact, O(N)), ``"direct"`` (exact, O(N²)) or ``"softmax"`` affinity.
+        gap_key_channels: C' of η(G), φ(G).
+        gap_positive: non-negativity of η, φ: ``"softplus"`` or ``"relu"``.
+        spf: four SPF blocks with supervised side outputs (Fig. 4).
+        spf_channels: SPF width.
+        decoder_channels: widths of the four up-projection stages.
+        depth_weight: weight of L_d (1 in Eq. 8).
+        side_weight: weight of each L_sk (1 in Eq. 8).
+        berhu_ratio: δ = ratio · max |d − D*| (0.2).
+        grad_clip: max gradient norm of the semantic-branch and SPF parameter groups (each clipped on its own);
+            None = no clipping.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 20,
+        class_names: list[str] | None = None,
+        encoder_name: str = "resnet50",
+        encoder_weights: str | None = None,
+        class_weighting: str = "none",
+        ignore_index: int = 255,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "epoch",
+        encoder_lr_mult: float = 1.0,
+        seg_loss: str = "focal",
+        focal_gamma: float = 2.0,
+        hha_input: bool = False,
+        depth_branch: bool = True,
+        fusion: str = "gap",
+        scale_propagation: bool = True,
+        gap_form: str = "linear",
+        gap_key_channels: int = 32,
+        gap_positive: str = "softplus",
+        spf: bool = True,
+        spf_channels: int = 64,
+        decoder_channels: tuple[int, ...] = (256, 128, 64, 64),
+        depth_weight: float = 1.0,
+        side_weight: float = 1.0,
+        berhu_ratio: float = 0.2,
+        grad_clip: float | None = None,
+    ):
+        if seg_loss not in SEG_LOSSES:
+            raise ValueError(f"GeoAwareModule: seg_loss must be one of {SEG_LOSSES}, got {seg_loss!r}")
+        if grad_clip is not None and grad_clip <= 0:
+            raise ValueError(f"GeoAwareModule: grad_clip must be > 0 or None, got {grad_clip}")
+        super().__init__(
+            num_classes=num_classes, class_names=class_names, arch="GeoAwareNet", encoder_name=encoder_name,
+            encoder_weights=encoder_weights, class_weighting=class_weighting, ignore_index=ignore_index,
+            optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval,
+            encoder_lr_mult=encoder_lr_mult,
+        )  # fmt: skip
+        self.focal = FocalStyleCE(focal_gamma, ignore_index)
+        self.berhu = BerHu(berhu_ratio)
+        self.depth_metrics = nn.ModuleDict({s: DepthMetrics() for s in STAGES}) if depth_branch else None
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        hp = self.hparams
+        keys = ("image", "label") + (("depth",) if hp.depth_branch or hp.hha_input else ())
+        return keys + (("intrinsics",) if hp.hha_input else ())
+
+    def build_model(self) -> nn.Module:
+        hp = self.hparams
+        return GeoAwareNet(
+            hp.num_classes, hp.encoder_name, hp.encoder_weights, in_channels=6 if hp.hha_input else 3,
+            decoder_channels=tuple(hp.decoder_channels), depth_branch=hp.depth_branch, fusion=hp.fusion,
+            scale_propagation=hp.scale_propagation, gap_form=hp.gap_form, gap_key_channels=hp.gap_key_channels,
+            gap_positive=hp.gap_positive, spf=hp.spf, spf_channels=hp.spf_channels,
+        )  # fmt: skip
+
+    # ---- inputs and outputs -----------------------------------------------------------------------------
+    def network_input(
+        self, image: torch.Tensor, depth: torch.Tensor | None, intrinsics: torch.Tensor | None
+    ) -> torch.Tensor:
+        """RGB, or RGB + HHA for the "+HHA" row; HHA is mapped from [0, 1] to roughly the RGB normalisation."""
+        if not self.hparams.hha_input:
+            return image
+        if depth is None or intrinsics is None:
+            raise ValueError("GeoAwareModule(hha_input=True) needs depth and intrinsics at test time too")
+        with torch.no_grad():
+            encoded = hha(depth, intrinsics)  # (B, 3, H, W) in [0, 1]
+        return torch.cat([image, (encoded - 0.5) / 0.25], 1)  # (B, 6, H, W)
+
+    def forward(
+        self, image: torch.Tensor, depth: torch.Tensor | None = None, intrinsics: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """RGB (B, 3, H, W) -> logits (B, K, H, W); the "+HHA" row also needs depth (B, 1, H, W) and K (B, 3, 3)."""
+        return self.model(self.network_input(image, depth, intrinsics))["logits"]
+
+    def run(self, batch: dict) -> dict:
+        """All network outputs of a batch: ``logits``, ``side`` (list), ``depth`` (metres or None)."""
+        return self.model(self.network_input(batch["image"], batch.get("depth"), batch.get("intrinsics")))
+
+    # ---- losses (Eq. 6-8) -------------------------------------------------------------------------------
+    def segmentation_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        if self.hparams.seg_loss == "ce":
+            return self.cross_entropy(logits, label)
+        if logits.shape[-2:] != label.shape[-2:]:
+            logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
+        return self.focal(logits, label)  # Eq. 6
+
+    def loss_terms(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
+        """Eq. 8 from network outputs: ``seg`` (L_s), ``side<k>`` (L_sk), ``depth`` (L_d), already weighted."""
+        terms = {"seg": self.segmentation_loss(out["logits"], batch["label"])}
+        for k, side in enumerate(out["side"], start=1):
+            terms[f"side{k}"] = self.hparams.side_weight * self.segmentation_loss(side, batch["label"])
+        if out["depth"] is not None:
+            # Frames without depth (partial supervision, Table 5) have depth_valid all False: no L_d, no gradient.
+            mask = batch.get("depth_valid")
+            terms["depth"] = self.hparams.depth_weight * self.berhu(out["depth"], batch["depth"], mask)  # Eq. 7
+        return terms
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        return self.loss_terms(self.run(batch), batch)
+
+    # ---- evaluation -------------------------------------------------------------------------------------
+    def eval_logits(self, batch: dict) -> torch.Tensor:
+        return _resize(self.run(batch)["logits"], batch["label"].shape[-2:])
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        # One forward for both tasks (the base's step would run the network for the logits alone).
+        out = self.run(batch)
+        logits = _resize(out["logits"], batch["label"].shape[-2:])
+        self.metrics[stage].update(logits.argmax(1), batch["label"])
+        loss = F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)
+        if torch.isfinite(loss):
+            self.log(f"{stage}/loss", loss, batch_size=batch["image"].shape[0], sync_dist=True)
+        if self.depth_metrics is not None and out["depth"] is not None and "depth" in batch:
+            target = batch["depth"]
+            self.depth_metrics[stage].update(_resize(out["depth"], target.shape[-2:]), target)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        super()._eval_epoch_end(stage)
+        if self.depth_metrics is None or self.depth_metrics[stage].update_count == 0:
+            return
+        result = self.depth_metrics[stage].compute()
+        self.depth_metrics[stage].reset()
+        self.log_dict({f"{stage}/depth_{k}": v for k, v in result.items()})
+        self.last_results[stage].update({f"depth_{k}": v.detach().cpu() for k, v in result.items()})
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        if not self.hparams.hha_input:
+            return super().predict_step(batch, batch_idx)
+        logits = self.run(batch)["logits"]
+        labels, confidence = [], []
+        for b, (h, w) in enumerate(batch["meta"]["orig_size"]):
+            conf, label = _resize(logits[b : b + 1], (int(h), int(w))).softmax(1)[0].max(0)  # (H0, W0)
+            labels.append(label)
+            confidence.append(conf)
+        return {"label": labels, "confidence": confidence, "meta": batch["meta"]}
+
+    # ---- optimisation -----------------------------------------------------------------------------------
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.encoder.parameters())
+
+    def param_groups(self) -> list[dict]:
+        """Groups ``encoder`` (``encoder_lr_mult``), ``semantic``, ``spf`` and ``depth``; the first two get clipped."""
+        m = self.model
+        parts = {
+            "encoder": [m.encoder],
+            "semantic": m.semantic_modules(),
+            "spf": [m.spf] if m.spf is not None else [],
+            "depth": m.depth_modules(),
+        }
+        groups, seen = [], set()
+        for name, modules in parts.items():
+            params = [p for mod in modules for p in mod.parameters() if p.requires_grad]
+            seen.update(id(p) for p in params)
+            if params:
+                mult = self.hparams.encoder_lr_mult if name == "encoder" else 1.0
+                groups.append({"params": params, "lr_mult": mult, "name": name})
+        missing = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in seen]
+        if missing:
+            raise RuntimeError(f"GeoAwareModule.param_groups: parameters in no group: {missing}")
+        return groups
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.hparams.grad_clip is None:
+            return
+        for group in optimizer.param_groups:
+            if group.get("name") in CLIPPED_GROUPS:
+                torch.nn.utils.clip_grad_norm_(group["params"], self.hparams.grad_clip)
+
+
+def _resize(t: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear resize of (B, C, h, w) to ``size`` (a no-op when it already matches)."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
