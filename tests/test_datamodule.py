@@ -91,3 +91,33 @@ def test_class_pixel_counts_cached(layout):
     assert list(layout.glob("class_stats_synthrooms_*.json"))
     counts2, _ = IndoorDataModule(str(layout), "synthrooms").class_pixel_counts()
     np.testing.assert_array_equal(counts, counts2)
+
+
+def test_full_resolution_evaluation_labels(layout):
+    dm = IndoorDataModule(str(layout), "synthrooms", batch_size=2, image_size=(12, 16), eval_full_resolution=True)
+    batch = next(iter(dm.val_dataloader()))
+    validate_batch(batch, ("image", "label", "label_full"))
+    assert batch["label"].shape[-2:] == (12, 16) and batch["label_full"].shape[-2:] == (24, 32)
+    stored = class_set("synthrooms").map(load_label(layout / dm.frames("val")[0].label))
+    np.testing.assert_array_equal(batch["label_full"][0].numpy(), stored)
+    assert "label_full" not in next(iter(dm.train_dataloader()))
+
+
+def test_scores_count_stored_pixels_and_skip_padding():
+    from indoor_parsing.data.dataset import collate
+    from indoor_parsing.methods.base import SegmentationModule
+
+    module = SegmentationModule(num_classes=3)
+    small, big = torch.zeros(4, 6, dtype=torch.int64), torch.ones(6, 8, dtype=torch.int64)
+    big[0, 0] = 255
+    samples = [{"image": torch.zeros(3, 4, 4), "label": torch.zeros(4, 4, dtype=torch.int64), "label_full": x,
+                "meta": {"orig_size": tuple(x.shape)}} for x in (small, big)]  # fmt: skip
+    batch = collate(samples)
+    assert batch["label_full"].shape == (2, 6, 8) and int(batch["label_full"][0, 5, 7]) == 255
+    logits = torch.zeros(2, 3, 4, 4)
+    logits[:, 1] = 1.0  # predicts class 1 everywhere
+    metric = module.metrics["val"]
+    module.score(metric, logits, batch)
+    conf = metric.confmat
+    assert int(conf.sum()) == 4 * 6 + 6 * 8 - 1  # stored pixels, not padding, not the ignored one
+    assert int(conf[0, 1]) == 24 and int(conf[1, 1]) == 47

@@ -39,6 +39,8 @@ class IndoorDataModule(L.LightningDataModule):
         depth_fraction: fraction of training frames that keep depth supervision (``depth_valid``); the others are
             chosen deterministically from ``split_seed``.
         with_pose: return camera-to-world poses (frames with invalid poses are dropped and counted).
+        eval_full_resolution: validation / test batches also carry ``label_full`` at the stored resolution, and
+            methods score predictions upsampled to it (the network still sees ``image_size``).
         num_neighbors: neighbour views per sample (multi-view methods); 0 = none.
         neighbor_window: neighbours are drawn from frames within this many sequence positions.
     """
@@ -64,6 +66,7 @@ class IndoorDataModule(L.LightningDataModule):
         split_seed: int = 0,
         depth_fraction: float = 1.0,
         with_pose: bool = False,
+        eval_full_resolution: bool = False,
         num_neighbors: int = 0,
         neighbor_window: int = 10,
     ):
@@ -84,6 +87,7 @@ class IndoorDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.depth_fraction = depth_fraction
         self.with_pose = with_pose or num_neighbors > 0
+        self.eval_full_resolution = eval_full_resolution
         self.num_neighbors = num_neighbors
         self.neighbor_window = neighbor_window
         self.manifest: dict = {}
@@ -166,17 +170,20 @@ class IndoorDataModule(L.LightningDataModule):
             dataset_name=self.manifest.get("dataset", self.dataset_name),
             depth_keep=self._depth_keep(frames) if stage == "fit" else None,
             with_pose=self.with_pose, neighbors=neighbors,
+            full_labels=self.eval_full_resolution and stage in ("validate", "test"),
         )  # fmt: skip
 
-    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        dataset = self.dataset(stage)
+    def make_loader(self, dataset, shuffle: bool) -> DataLoader:
+        """A loader with our sampler (order and augmentation fixed by seed and epoch) and collate function."""
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         return DataLoader(
             dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, seed),
-            num_workers=self.num_workers,
-            collate_fn=collate, drop_last=shuffle, persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            num_workers=self.num_workers, collate_fn=collate, drop_last=shuffle and len(dataset) >= self.batch_size,
+            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
+
+    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
+        return self.make_loader(self.dataset(stage), shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("fit", shuffle=True)

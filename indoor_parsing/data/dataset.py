@@ -27,6 +27,8 @@ class FrameDataset(Dataset):
         with_pose: return ``pose``; frames without a valid pose are an error then (filter them first).
         neighbors: optional callable ``i -> list[int]`` of frame indices whose views are returned under
             ``neighbors`` (multi-view methods); every sample of a batch must return the same count.
+        full_labels: also return ``label_full``, the labels at the stored resolution (evaluation at full size
+            while the network sees a resized image).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class FrameDataset(Dataset):
         depth_keep: np.ndarray | None = None,
         with_pose: bool = False,
         neighbors=None,
+        full_labels: bool = False,
     ):
         self.root = Path(root)
         self.frames = frames
@@ -48,11 +51,12 @@ class FrameDataset(Dataset):
         self.depth_keep = depth_keep
         self.with_pose = with_pose
         self.neighbors = neighbors
+        self.full_labels = full_labels
 
     def __len__(self) -> int:
         return len(self.frames)
 
-    def _view(self, i: int, rng: np.random.Generator, with_label: bool) -> dict:
+    def _view(self, i: int, rng: np.random.Generator, with_label: bool, full_label: bool = False) -> dict:
         frame = self.frames[i]
         image = load_rgb(self.root / frame.rgb)
         depth = load_depth(self.root / frame.depth) if frame.depth else None
@@ -68,7 +72,8 @@ class FrameDataset(Dataset):
                 )
         out = self.transform(image, frame.K, depth=depth, label=label, rng=rng)
         out = {k: v.copy() if isinstance(v, np.ndarray) and not v.flags.writeable else v for k, v in out.items()}
-        sample = {
+        sample = {"label_full": torch.from_numpy(label.astype(np.int64))} if full_label else {}
+        sample |= {
             "image": normalize_image(torch.from_numpy(out["image"]).permute(2, 0, 1)),  # (3, H, W)
             "label": torch.from_numpy(out["label"].astype(np.int64)),  # (H, W)
             "intrinsics": torch.from_numpy(out["K"].astype(np.float32)),  # (3, 3)
@@ -89,7 +94,7 @@ class FrameDataset(Dataset):
         i, seed = item if isinstance(item, tuple) else (item, int(torch.randint(0, 2**31 - 1, ()).item()))
         rng = np.random.default_rng(seed)
         frame = self.frames[i]
-        sample = self._view(i, rng, with_label=True)
+        sample = self._view(i, rng, with_label=True, full_label=self.full_labels)
         sample["meta"] = {
             "dataset": self.dataset_name,
             "scene": frame.scene,
@@ -104,9 +109,24 @@ class FrameDataset(Dataset):
         return sample
 
 
+def _pad_stack(labels: list[torch.Tensor]) -> torch.Tensor:
+    """(H_i, W_i) label maps of different sizes -> (B, max H, max W), padded with the ignore id."""
+    H, W = max(x.shape[0] for x in labels), max(x.shape[1] for x in labels)
+    out = torch.full((len(labels), H, W), IGNORE, dtype=labels[0].dtype)
+    for b, x in enumerate(labels):
+        out[b, : x.shape[0], : x.shape[1]] = x
+    return out
+
+
 def collate(samples: list[dict]) -> dict:
-    """Stack tensors; ``meta`` becomes a dict of lists; ``neighbors`` a list (per slot) of collated dicts."""
-    batch = default_collate([{k: v for k, v in s.items() if k not in ("meta", "neighbors")} for s in samples])
+    """Stack tensors; ``meta`` becomes a dict of lists; ``neighbors`` a list (per slot) of collated dicts.
+
+    ``label_full`` maps of different stored sizes are padded with the ignore id (``meta["orig_size"]`` has each size).
+    """
+    skip = ("meta", "neighbors", "label_full")
+    batch = default_collate([{k: v for k, v in s.items() if k not in skip} for s in samples])
+    if "label_full" in samples[0]:
+        batch["label_full"] = _pad_stack([s["label_full"] for s in samples])
     batch["meta"] = {k: [s["meta"][k] for s in samples] for k in samples[0]["meta"]}
     if "neighbors" in samples[0]:
         counts = {len(s["neighbors"]) for s in samples}

@@ -12,7 +12,6 @@ first, then scan2); predict = ``predict_sequences`` (default: the training seque
 import hashlib
 import json
 import logging
-import os
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -23,9 +22,8 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from indoor_parsing.data.base import IndoorDataModule
-from indoor_parsing.data.dataset import FrameDataset, collate
+from indoor_parsing.data.dataset import FrameDataset
 from indoor_parsing.data.layout import Frame
-from indoor_parsing.data.sampler import EpochSampler
 from indoor_parsing.data.sequences import SequenceIndex
 from indoor_parsing.data.transforms import JointTransform
 from indoor_parsing.geometry import view_overlap
@@ -210,19 +208,11 @@ class S4NetDataModule(IndoorDataModule):
         return out
 
     # ---- loaders ----------------------------------------------------------------------------------------
-    def _dataset(self, frames: list[Frame], neighbors=None) -> FrameDataset:
+    def _dataset(self, frames: list[Frame], neighbors=None, full_labels: bool = False) -> FrameDataset:
         return FrameDataset(
             self.root, frames, self.classes, JointTransform(self.image_size, train=False),
             dataset_name=self.target.manifest.get("dataset", self.target.dataset_name), with_pose=True,
-            neighbors=neighbors,
-        )  # fmt: skip
-
-    def _loader(self, dataset: FrameDataset, shuffle: bool) -> DataLoader:
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, seed),
-            num_workers=self.num_workers, collate_fn=collate, drop_last=shuffle and len(dataset) >= self.batch_size,
-            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
+            neighbors=neighbors, full_labels=full_labels,
         )  # fmt: skip
 
     def target_dataset(self) -> FrameDataset:
@@ -237,12 +227,13 @@ class S4NetDataModule(IndoorDataModule):
         return self._dataset(frames, neighbors=sampler)
 
     def train_dataloader(self) -> CombinedLoader:
-        loaders = {"source": self.source.train_dataloader(), "target": self._loader(self.target_dataset(), True)}
+        loaders = {"source": self.source.train_dataloader(), "target": self.make_loader(self.target_dataset(), True)}
         return CombinedLoader(loaders, self.combine_mode)
 
     def _eval_loaders(self, names: list[str]) -> list[DataLoader]:
         self.setup()
-        return [self._loader(self._dataset(self.sequences[n]), shuffle=False) for n in names]
+        full = self.eval_full_resolution
+        return [self.make_loader(self._dataset(self.sequences[n], full_labels=full), shuffle=False) for n in names]
 
     def val_dataloader(self) -> list[DataLoader]:
         return self._eval_loaders(self.eval_sequences)
@@ -252,7 +243,7 @@ class S4NetDataModule(IndoorDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         self.setup()
-        return self._loader(self._dataset([f for n in self.predict_sequences for f in self.sequences[n]]), False)
+        return self.make_loader(self._dataset([f for n in self.predict_sequences for f in self.sequences[n]]), False)
 
     def class_pixel_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Class statistics of the *source* training split (L_S's median-frequency weights)."""

@@ -1,6 +1,7 @@
 """The batch contract every DataModule yields (DESIGN.md), and its validation.
 
 Keys (B = batch): ``image`` float32 (B,3,H,W) normalised RGB; ``label`` int64 (B,H,W), 0..K-1 or 255;
+``label_full`` int64 (B,H0,W0) labels at the stored resolution for full-size evaluation (padded with 255);
 ``depth`` float32 (B,1,H,W) metres, 0 = missing; ``depth_valid`` bool (B,1,H,W) where depth supervision exists;
 ``intrinsics`` float32 (B,3,3) of the image as returned; ``pose`` float32 (B,4,4) camera-to-world;
 ``feat3d`` float32 (B,C,h,w) and ``feat3d_mask`` bool (B,1,h,w); ``meta`` dict of lists;
@@ -21,6 +22,7 @@ class BatchContractError(ValueError):
 _SPEC = {
     "image": (torch.float32, 4, 3),
     "label": (torch.int64, 3, None),
+    "label_full": (torch.int64, 3, None),
     "depth": (torch.float32, 4, 1),
     "depth_valid": (torch.bool, 4, 1),
     "intrinsics": (torch.float32, 3, None),
@@ -28,8 +30,9 @@ _SPEC = {
     "feat3d": (torch.float32, 4, None),
     "feat3d_mask": (torch.bool, 4, 1),
 }
-_SHAPES = {"image": "(B,3,H,W)", "label": "(B,H,W)", "depth": "(B,1,H,W)", "depth_valid": "(B,1,H,W)",
-           "intrinsics": "(B,3,3)", "pose": "(B,4,4)", "feat3d": "(B,C,h,w)", "feat3d_mask": "(B,1,h,w)"}  # fmt: skip
+_SHAPES = {"image": "(B,3,H,W)", "label": "(B,H,W)", "label_full": "(B,H0,W0)", "depth": "(B,1,H,W)",
+           "depth_valid": "(B,1,H,W)", "intrinsics": "(B,3,3)", "pose": "(B,4,4)", "feat3d": "(B,C,h,w)",
+           "feat3d_mask": "(B,1,h,w)"}  # fmt: skip
 
 
 def _check_tensor(key: str, value, where: str) -> None:

@@ -126,12 +126,26 @@ class SegmentationModule(L.LightningModule):
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
-        logits = self.eval_logits(batch)
-        self.metrics[stage].update(logits.argmax(1), batch["label"])
-        loss = F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)
+    def eval_outputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        """What evaluation and prediction read: ``logits`` at the label's resolution, plus method extras."""
+        return {"logits": self.eval_logits(batch)}
+
+    def score(self, metric: SegmentationMetrics, logits: torch.Tensor, batch: dict) -> None:
+        """Update a confusion matrix; against ``label_full`` at each frame's stored size when the batch has it."""
+        if "label_full" not in batch:
+            metric.update(logits.argmax(1), batch["label"])
+            return
+        for b, (h, w) in enumerate(batch["meta"]["orig_size"]):
+            full = F.interpolate(logits[b : b + 1], size=(int(h), int(w)), mode="bilinear", align_corners=False)
+            metric.update(full.argmax(1), batch["label_full"][b : b + 1, : int(h), : int(w)])
+
+    def _eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+        out = self.eval_outputs(batch)
+        self.score(self.metrics[stage], out["logits"], batch)
+        loss = F.cross_entropy(out["logits"], batch["label"], ignore_index=self.ignore_index)
         if torch.isfinite(loss):
             self.log(f"{stage}/loss", loss, batch_size=batch["image"].shape[0], sync_dist=True)
+        return out
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -156,7 +170,7 @@ class SegmentationModule(L.LightningModule):
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Per frame: label map (H0, W0) at the frame's original size, its confidence, and ``meta``."""
-        logits = self(batch["image"])
+        logits = self.eval_outputs(batch)["logits"]
         labels, confidence = [], []
         for b, (h, w) in enumerate(batch["meta"]["orig_size"]):
             prob = F.interpolate(logits[b : b + 1], size=(int(h), int(w)), mode="bilinear").softmax(1)[0]

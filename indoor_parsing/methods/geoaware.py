@@ -125,6 +125,12 @@ class GeoAwareModule(SegmentationModule):
         """RGB (B, 3, H, W) -> logits (B, K, H, W); the "+HHA" row also needs depth (B, 1, H, W) and K (B, 3, 3)."""
         return self.model(self.network_input(image, depth, intrinsics))["logits"]
 
+    def predict_depth(self, image: torch.Tensor) -> torch.Tensor | None:
+        """Depth (B, 1, H, W) in metres from RGB alone, when the depth branch is on (not for the HHA row)."""
+        if not self.hparams.depth_branch or self.hparams.hha_input:
+            return None
+        return self.model(image)["depth"]
+
     def run(self, batch: dict) -> dict:
         """All network outputs of a batch: ``logits``, ``side`` (list), ``depth`` (metres or None)."""
         return self.model(self.network_input(batch["image"], batch.get("depth"), batch.get("intrinsics")))
@@ -152,20 +158,20 @@ class GeoAwareModule(SegmentationModule):
         return self.loss_terms(self.run(batch), batch)
 
     # ---- evaluation -------------------------------------------------------------------------------------
-    def eval_logits(self, batch: dict) -> torch.Tensor:
-        return _resize(self.run(batch)["logits"], batch["label"].shape[-2:])
-
-    def _eval_step(self, batch: dict, stage: str) -> None:
-        # One forward for both tasks (the base's step would run the network for the logits alone).
+    def eval_outputs(self, batch: dict) -> dict[str, torch.Tensor]:
+        # One forward for both tasks; the HHA row reads depth and intrinsics from the batch here too.
         out = self.run(batch)
-        logits = _resize(out["logits"], batch["label"].shape[-2:])
-        self.metrics[stage].update(logits.argmax(1), batch["label"])
-        loss = F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)
-        if torch.isfinite(loss):
-            self.log(f"{stage}/loss", loss, batch_size=batch["image"].shape[0], sync_dist=True)
+        return {"logits": _resize(out["logits"], batch["label"].shape[-2:]), "depth": out["depth"]}
+
+    def eval_logits(self, batch: dict) -> torch.Tensor:
+        return self.eval_outputs(batch)["logits"]
+
+    def _eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+        out = super()._eval_step(batch, stage)
         if self.depth_metrics is not None and out["depth"] is not None and "depth" in batch:
             target = batch["depth"]
             self.depth_metrics[stage].update(_resize(out["depth"], target.shape[-2:]), target)
+        return out
 
     def _eval_epoch_end(self, stage: str) -> None:
         super()._eval_epoch_end(stage)
@@ -175,17 +181,6 @@ class GeoAwareModule(SegmentationModule):
         self.depth_metrics[stage].reset()
         self.log_dict({f"{stage}/depth_{k}": v for k, v in result.items()})
         self.last_results[stage].update({f"depth_{k}": v.detach().cpu() for k, v in result.items()})
-
-    def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        if not self.hparams.hha_input:
-            return super().predict_step(batch, batch_idx)
-        logits = self.run(batch)["logits"]
-        labels, confidence = [], []
-        for b, (h, w) in enumerate(batch["meta"]["orig_size"]):
-            conf, label = _resize(logits[b : b + 1], (int(h), int(w))).softmax(1)[0].max(0)  # (H0, W0)
-            labels.append(label)
-            confidence.append(conf)
-        return {"label": labels, "confidence": confidence, "meta": batch["meta"]}
 
     # ---- optimisation -----------------------------------------------------------------------------------
     def encoder_parameters(self) -> list[nn.Parameter]:

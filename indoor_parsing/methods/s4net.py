@@ -304,12 +304,12 @@ class S4NetModule(SegmentationModule):
     # ---- evaluation on several target sequences -----------------------------------------------------------
     def _seq_eval_step(self, batch: dict, stage: str, dataloader_idx: int) -> None:
         logits = self.eval_logits(batch)
-        pred, label = logits.argmax(1), batch["label"]
+        label = batch["label"]
         names = self.eval_names
         if dataloader_idx == 0:
-            self.metrics[stage].update(pred, label)
+            self.score(self.metrics[stage], logits, batch)
         if names:
-            self.seq_metrics[f"{stage}_{names[dataloader_idx]}"].update(pred, label)
+            self.score(self.seq_metrics[f"{stage}_{names[dataloader_idx]}"], logits, batch)
         loss = F.cross_entropy(logits, label, ignore_index=self.ignore_index)
         if torch.isfinite(loss):
             name = f"{stage}/loss" if dataloader_idx == 0 else f"{stage}/{names[dataloader_idx]}/loss"
