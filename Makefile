@@ -28,7 +28,8 @@ demo: install
 	$(CLI) fit --config $(DEMO)
 	$(CLI) test --config $(DEMO) --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt
 	$(CLI) predict --config $(DEMO) --ckpt_path $(DEMO_DIR)/checkpoints/best.ckpt \
-		--data.init_args.predict_split test --predictions.output_dir $(DEMO_DIR)/predictions
+		--data.init_args.predict_split test --trainer.limit_predict_batches 2 \
+		--predictions.output_dir $(DEMO_DIR)/predictions
 
 claims: install
 	$(CLI) claims --out docs/claims --seeds 0 1 2 $(CLAIMS_ARGS)
