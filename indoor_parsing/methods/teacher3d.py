@@ -215,7 +215,7 @@ class Teacher3DModule(SegmentationModule):
             self.log(f"{stage}/loss", loss, batch_size=len(batch["scene"]), sync_dist=True)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
-        raise NotImplementedError("the 3D teacher has no image predictions; use `indoor-parsing extract-features`")
+        raise RuntimeError("the 3D teacher predicts points, not images; use `indoor-parsing extract-features`")
 
     def setup(self, stage: str) -> None:
         pass  # no image class weights for points
