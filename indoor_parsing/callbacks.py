@@ -58,15 +58,20 @@ class MetricsReport(L.Callback):
     def on_test_end(self, trainer, pl_module):
         results = getattr(pl_module, "last_results", {})
         # "test" plus per-evaluation-set results such as "test/scan1", "test/scan2" (multi-sequence methods)
-        stages = sorted((k for k in results if k == "test" or k.startswith("test/")), key=lambda k: (k != "test", k))
+        stages = sorted(k for k in results if k.startswith("test/"))  # per evaluation set, when a method has several
+        stages = stages or (["test"] if "test" in results else [])
         if not stages or not trainer.is_global_zero:
             return
         sections, rows = [], []
         for stage in stages:
             title = "" if stage == "test" else f"### {stage.split('/', 1)[1]}\n\n"
-            sections.append(title + format_table(results[stage], pl_module.class_names))
+            # methods that predict depth add depth_rmse, depth_abs_rel, depth_delta1
+            extras = {k: float(v) for k, v in results[stage].items() if k.startswith("depth_")}
+            extra_lines = "".join(f"\n| {k} | {v:.4f} |" for k, v in extras.items())
+            sections.append(title + format_table(results[stage], pl_module.class_names) + extra_lines)
             prefix = "" if stage == "test" else stage.split("/", 1)[1] + "/"
             rows += [[prefix + r[0], *r[1:]] for r in to_csv_rows(results[stage], pl_module.class_names)[1:]]
+            rows += [[prefix + k, f"{v:.6f}"] for k, v in extras.items()]
         table = "\n\n".join(sections)
         print("\n" + table + "\n")
         ckpt = trainer.ckpt_path
