@@ -272,6 +272,16 @@ def test_pose_noise_has_the_configured_magnitude(synth):
         assert angle == pytest.approx(3.0, abs=1e-6) and np.linalg.norm(delta[:3, 3]) == pytest.approx(0.1)
 
 
+def test_target_eval_full_resolution_reaches_the_eval_loaders(synth):
+    target = SynthRoomsDataModule(str(synth.target.root), num_scenes=1, sequences=("scan1", "scan2"),
+                                  frames_per_sequence=8, style="target", split=(1, 0, 0), height=48, width=64,
+                                  image_size=(24, 32), eval_full_resolution=True, batch_size=2)  # fmt: skip
+    dm = S4NetDataModule(synth.source, target, eval_sequences=["scan1", "scan2"])
+    batch = next(iter(dm.test_dataloader()[1]))
+    assert batch["label"].shape == (2, 24, 32) and batch["label_full"].shape == (2, 48, 64)
+    assert "label_full" not in next(iter(synth.test_dataloader()[0]))  # off unless the target asks for it
+
+
 def test_missing_sequence_is_a_clear_error(synth):
     with pytest.raises(DataFileError, match="no sequence 'scan3'"):
         S4NetDataModule(synth.source, synth.target, eval_sequences=["scan3"]).setup("fit")

@@ -38,7 +38,8 @@ class S4NetDataModule(IndoorDataModule):
     Args:
         source: labelled DataModule S (SUN RGB-D, SynthRooms style "source", ...); its training split feeds L_S.
         target: DataModule whose layout holds the target scene's registered RGB-D sequences (ScanNet, SynthRooms
-            style "target", a capture); its batch size and image size are used for the target loaders.
+            style "target", a capture); its batch size, image size and ``eval_full_resolution`` are used for the
+            target loaders.
         target_scene: scene of the target layout; None = the first scene (sorted) that has ``train_sequence``.
         train_sequence: the unlabelled sequence U (ScanNet "scan1"); None = the scene's first sequence.
         eval_sequences: sequences evaluated (val and test), in order; the first is logged under the base names
@@ -88,6 +89,7 @@ class S4NetDataModule(IndoorDataModule):
         super().__init__(
             root=str(getattr(target, "root", "")), class_set=target.classes.name, batch_size=target.batch_size,
             num_workers=target.num_workers, image_size=target.image_size, with_pose=True,
+            eval_full_resolution=target.eval_full_resolution,
         )  # fmt: skip
         target.with_pose = True  # frames with invalid poses are dropped (and counted) by the target itself
         self.source, self.target = source, target
