@@ -8,14 +8,14 @@ import pytest
 
 from indoor_parsing.claims import run as claims_run
 from indoor_parsing.claims.plan import Arm, Comparison
-from indoor_parsing.claims.report import summarise, write_report
+from indoor_parsing.claims.report import summarise, welch, write_report
 from tests.config_tools import shrink_config
 
 
-def _record(arm, seed, miou, eval_set="test"):
+def _record(arm, seed, miou, eval_set="test", comparison="GeoAware"):
     metrics = {"pixel_acc": 0.5, "mean_acc": 0.4, "mIoU": miou, "fwIoU": 0.3}
-    return {"comparison": "GeoAware", "arm": arm, "seed": seed, "steps": 3, "seconds": 1.0,
-            "results": {eval_set: metrics}, "data": {}, "report": True}  # fmt: skip
+    return {"comparison": comparison, "arm": arm, "seed": seed, "steps": 3, "seconds": 1.0,
+            "results": {eval_set: metrics}, "data": {"settings": {"style": "source"}}, "report": True}  # fmt: skip
 
 
 def test_summary_is_mean_and_sample_std_in_percent():
@@ -30,11 +30,32 @@ def test_report_files(tmp_path):
     records += [_record("GeoAware (full)", s, 0.30 + 0.01 * s) for s in range(3)]
     paths = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0)
     md = paths[0].read_text()
-    assert "| GeoAware (full) | test | 50.00 ± 0.00 | 40.00 ± 0.00 | 31.00 ± 1.00 | 30.00 ± 0.00 | +20.00 |" in md
-    assert "+20.00 mIoU points (better" in md
+    assert ("| GeoAware (full) | test | 50.00 ± 0.00 | 40.00 ± 0.00 | 31.00 ± 1.00 | 30.00 ± 0.00 | "
+            "+20.00 ± 0.82 vs sem-only (plain CE) |") in md  # fmt: skip
+    assert "paper: GeoAware (full) > sem-only (plain CE). Here on test: +20.00 ± 0.82 mIoU points; holds" in md
+    assert "paper: sem + L_s" not in md  # no runs of that arm, no finding
+    assert '`{"style": "source"}`' in md
     rows = list(csv.DictReader(paths[1].open()))
     assert len(rows) == 6 and math.isclose(float(rows[3]["mIoU"]), 0.30)
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_welch_matches_scipy_and_noise_is_not_a_gain(tmp_path):
+    from scipy import stats
+
+    a, b = [0.31, 0.29, 0.36], [0.30, 0.27, 0.28]
+    rows = [{"comparison": "c", "arm": arm, "eval_set": "test", "seed": s, "steps": 1, "seconds": 0, "report": True,
+             "pixel_acc": v, "mean_acc": v, "mIoU": v, "fwIoU": v}
+            for arm, vals in (("a", a), ("b", b)) for s, v in enumerate(vals)]  # fmt: skip
+    summary = summarise(rows)
+    d, se, p = welch(summary[("c", "a", "test")], summary[("c", "b", "test")])
+    ref = stats.ttest_ind([100 * v for v in a], [100 * v for v in b], equal_var=False)
+    assert d == pytest.approx(100 * (sum(a) - sum(b)) / 3) and p == pytest.approx(ref.pvalue)
+    records = [_record("PSPNet (target-style 2D)", s, v, comparison="Distill3D") for s, v in enumerate(b)]
+    records += [_record("3D-to-2D unpaired", s, v, comparison="Distill3D") for s, v in enumerate(a)]
+    md = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0)[0].read_text()
+    assert "vs PSPNet (target-style 2D) |" in md  # the unpaired arm's own baseline, trained on its 2D data
+    assert f"not distinguishable from seed noise (Welch p = {p:.2f})" in md
 
 
 def test_one_arm_runs_through_the_cli(tmp_path, monkeypatch):
@@ -47,6 +68,6 @@ def test_one_arm_runs_through_the_cli(tmp_path, monkeypatch):
     args = SimpleNamespace(out=tmp_path / "out", budget=1.0, accelerator="cpu")
     record = claims_run.run_arm(comp, comp.arms[0], 0, args, {})
     assert record["steps"] == 2 and set(record["results"]["test"]) == {"pixel_acc", "mean_acc", "mIoU", "fwIoU"}
-    assert 0.0 <= record["results"]["test"]["mIoU"] <= 1.0
+    assert 0.0 <= record["results"]["test"]["mIoU"] <= 1.0 and record["commit"]
     again = claims_run.run_arm(comp, comp.arms[0], 0, args, {})  # finished runs are not repeated
     assert again == record

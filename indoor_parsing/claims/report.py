@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import platform
 import subprocess
 from collections import defaultdict
@@ -10,15 +11,19 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from indoor_parsing.io import atomic_path, write_text
 
 METRICS = ("pixel_acc", "mean_acc", "mIoU", "fwIoU")
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The package's commit, ``-dirty`` when its tree has uncommitted changes."""
+    repo = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=repo,
+                             capture_output=True, text=True, check=True)  # fmt: skip
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -50,31 +55,69 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def _table(summary: dict, comparison: str, baseline: str) -> tuple[str, list[str]]:
-    keys = [k for k in summary if k[0] == comparison]
+def welch(a: dict, b: dict) -> tuple[float, float, float]:
+    """mIoU difference a - b in points, its standard error and Welch's two-sided p (nan with fewer than 2 seeds)."""
+    (ma, sa, na), (mb, sb, nb) = a["mIoU"], b["mIoU"]
+    d = ma - mb
+    if na < 2 or nb < 2:
+        return d, float("nan"), float("nan")
+    se = float(np.sqrt(sa**2 / na + sb**2 / nb))
+    if se == 0.0:
+        return d, 0.0, 0.0 if d != 0 else 1.0
+    # Welch-Satterthwaite degrees of freedom.
+    dof = se**4 / ((sa**2 / na) ** 2 / (na - 1) + (sb**2 / nb) ** 2 / (nb - 1))
+    return d, se, float(2 * stats.t.sf(abs(d) / se, dof))
+
+
+def _verdict(d: float, p: float, alpha: float = 0.05) -> str:
+    if not np.isfinite(p):
+        return "inconclusive: one seed"
+    if p >= alpha:
+        return f"not distinguishable from seed noise (Welch p = {p:.2f})"
+    return f"{'holds' if d > 0 else 'reversed'} (Welch p = {p:.3f})"
+
+
+def _keys(summary: dict, comp) -> list[tuple[str, str, str]]:
+    """The comparison's (comparison, arm, eval set) keys in the plan's arm order."""
+    order = {arm.name: i for i, arm in enumerate(comp.arms)}
+    return sorted((k for k in summary if k[0] == comp.name), key=lambda k: (order.get(k[1], len(order)), k[1], k[2]))
+
+
+def _table(summary: dict, comp) -> tuple[str, list[str]]:
+    keys = _keys(summary, comp)
     lines = [
-        "| arm | eval set | pixel acc | mean acc | mIoU | fwIoU | Δ mIoU vs baseline |",
+        "| arm | eval set | pixel acc | mean acc | mIoU | fwIoU | Δ mIoU vs baseline (± s.e.) |",
         "|---|---|---|---|---|---|---|",
     ]
-    findings = []
     for _, arm, eval_set in keys:
-        s = summary[(comparison, arm, eval_set)]
-        base = summary.get((comparison, baseline, eval_set))
+        s = summary[(comp.name, arm, eval_set)]
+        baseline = comp.baseline_of(arm)
+        base = summary.get((comp.name, baseline, eval_set))
         delta = ""
         if base is not None and arm != baseline:
-            d = s["mIoU"][0] - base["mIoU"][0]
-            spread = max(s["mIoU"][1], base["mIoU"][1])
-            delta = f"{d:+.2f}"
-            verdict = "within the seed spread" if not np.isfinite(spread) or abs(d) <= spread else (
-                "better" if d > 0 else "worse")  # fmt: skip
-            findings.append(f"- {arm} vs {baseline} on {eval_set}: {d:+.2f} mIoU points ({verdict}; "
-                            f"largest seed std {spread:.2f}).")  # fmt: skip
+            d, se, _ = welch(s, base)
+            delta = f"{d:+.2f} ± {se:.2f} vs {baseline}"
         cells = " | ".join(f"{s[m][0]:.2f} ± {s[m][1]:.2f}" for m in METRICS)
         lines.append(f"| {arm} | {eval_set} | {cells} | {delta} |")
+    findings = []
+    for better, worse in comp.claims:
+        for eval_set in sorted({k[2] for k in keys if k[1] == better} & {k[2] for k in keys if k[1] == worse}):
+            d, se, p = welch(summary[(comp.name, better, eval_set)], summary[(comp.name, worse, eval_set)])
+            findings.append(f"- paper: {better} > {worse}. Here on {eval_set}: {d:+.2f} ± {se:.2f} mIoU points; "
+                            f"{_verdict(d, p)}.")  # fmt: skip
     return "\n".join(lines), findings
 
 
-def _chart(summary: dict, comparisons: list[str], path: Path) -> None:
+def _settings(records: list[dict], comparison: str) -> list[str]:
+    """The distinct SynthRooms generation settings a comparison's runs used, one line each."""
+    seen = {}
+    for r in records:
+        if r["comparison"] == comparison and r.get("data"):
+            seen.setdefault(json.dumps(r["data"].get("settings"), sort_keys=True), []).append(r["arm"])
+    return [f"- {', '.join(dict.fromkeys(arms))}:<br>`{settings}`" for settings, arms in seen.items()]
+
+
+def _chart(summary: dict, comparisons: list, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,14 +125,16 @@ def _chart(summary: dict, comparisons: list[str], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4), squeeze=False)
     for ax, comp in zip(axes[0], comparisons, strict=True):
-        keys = [k for k in summary if k[0] == comp]
+        keys = _keys(summary, comp)
+        baseline = comp.baseline
         labels = [k[1] if k[2] == "test" else f"{k[1]}\n[{k[2]}]" for k in keys]
         means = [summary[k]["mIoU"][0] for k in keys]
         stds = [np.nan_to_num(summary[k]["mIoU"][1]) for k in keys]
-        ax.bar(range(len(keys)), means, yerr=stds, capsize=4, color="tab:blue")
+        colours = ["tab:gray" if k[1] == baseline else "tab:blue" for k in keys]
+        ax.bar(range(len(keys)), means, yerr=stds, capsize=4, color=colours)
         ax.set_xticks(range(len(keys)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("mIoU (%)")
-        ax.set_title(comp)
+        ax.set_title(f"{comp.name} (grey: {baseline})", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -103,27 +148,33 @@ def write_report(records: list[dict], out: Path, seeds: list[int], budget: float
     rows = _rows(records)
     summary = summarise(rows)
     comps = [c for c in COMPARISONS if any(k[0] == c.name for k in summary)]
-    data = next((r["data"] for r in records if r.get("data")), {})
     versions = ", ".join(f"{p} {version(p)}" for p in ("indoor-parsing", "torch", "lightning",
                                                          "segmentation-models-pytorch"))  # fmt: skip
+    commits = sorted({r.get("commit", "unrecorded") for r in records})
     total = sum(r["seconds"] for r in records)
     md = [
         "# Claims check on SynthRooms",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `indoor-parsing claims` at commit "
-        f"`{_git_commit()}` ({versions}; Python {platform.python_version()}). Seeds {seeds}, budget x{budget}, "
-        f"{total / 60:.0f} min of training and testing in all. Numbers are percent, mean ± std over seeds (ddof=1).",
+        f"`{git_commit()}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
+        f"{platform.python_version()}). Seeds {seeds}, budget x{budget}, {total / 60:.0f} min of training and testing "
+        "in all. Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its standard error, and "
+        "Welch's t-test (two-sided, 5%) decides whether a paper's direction holds, is reversed, or is not "
+        "distinguishable from seed-to-seed noise.",
         "",
         "Equal budgets: within a comparison every arm uses the same generated data, input size, encoder and number "
-        "of training steps; the final weights are tested (no checkpoint selection). SynthRooms settings were fixed "
-        f"in the configs before this ran: `{data.get('settings', 'see configs')}`.",
+        "of training steps (S4-Net's adaptation arms all start from the same source-stage weights of their seed); "
+        "the final weights are tested (no checkpoint selection). The SynthRooms generation settings were fixed in "
+        "the configs before this ran and were not tuned for any method.",
         "",
     ]
     for comp in comps:
-        table, findings = _table(summary, comp.name, comp.baseline)
-        md += [f"## {comp.name} ({comp.paper_table})", "", table, "", *findings, ""]
+        table, findings = _table(summary, comp)
+        md += [f"## {comp.name} ({comp.paper_table})", "", comp.note, "", table, "", *findings, "",
+               "<details><summary>SynthRooms generation settings</summary>", "", *_settings(records, comp.name), "",
+               "</details>", ""]  # fmt: skip
     md += ["![mIoU per arm](claims.png)", "", "Raw per-run numbers: [claims.csv](claims.csv)."]
-    _chart(summary, [c.name for c in comps], out / "claims.png")
+    _chart(summary, comps, out / "claims.png")
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["comparison"])
     writer.writeheader()

@@ -14,7 +14,7 @@ import torch
 
 from indoor_parsing import config_rewrite as cr
 from indoor_parsing.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
-from indoor_parsing.claims.report import write_report
+from indoor_parsing.claims.report import git_commit, write_report
 from indoor_parsing.io import read_json, write_json
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiments"
@@ -89,7 +89,7 @@ def run_arm(comp: Comparison, arm: Arm, seed: int, args, extra: dict) -> dict:
     results, settings = _fit_and_test(config)
     record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
               "overrides": {**overrides, **extra}, "seconds": round(time.time() - start, 1), "results": results,
-              "data": settings, "report": arm.report}  # fmt: skip
+              "data": settings, "report": arm.report, "commit": git_commit()}  # fmt: skip
     write_json(done, record)
     return record
 
