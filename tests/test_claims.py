@@ -64,10 +64,11 @@ def test_one_arm_runs_through_the_cli(tmp_path, monkeypatch):
     configs.mkdir()
     shrink_config(claims_run.CONFIGS / "baseline_resnet18_synthrooms.yaml", configs)
     monkeypatch.setattr(claims_run, "CONFIGS", configs)
-    comp = Comparison("Baseline", "-", "Unet", (Arm("Unet", "baseline_resnet18_synthrooms.yaml", 2),))
+    comp = Comparison("Baseline", "-", "Unet", (Arm("Unet", "baseline_resnet18_synthrooms.yaml", 2),), claims=())
     args = SimpleNamespace(out=tmp_path / "out", budget=1.0, accelerator="cpu")
-    record = claims_run.run_arm(comp, comp.arms[0], 0, args, {})
+    extra = {"data.init_args.feature_cache": str(tmp_path / "cache")}  # only for configs that have the key
+    record = claims_run.run_arm(comp, comp.arms[0], 0, args, extra)
     assert record["steps"] == 2 and set(record["results"]["test"]) == {"pixel_acc", "mean_acc", "mIoU", "fwIoU"}
-    assert 0.0 <= record["results"]["test"]["mIoU"] <= 1.0 and record["commit"]
+    assert 0.0 <= record["results"]["test"]["mIoU"] <= 1.0 and record["commit"] and record["overrides"] == {}
     again = claims_run.run_arm(comp, comp.arms[0], 0, args, {})  # finished runs are not repeated
     assert again == record

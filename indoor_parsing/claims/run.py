@@ -86,9 +86,10 @@ def run_arm(comp: Comparison, arm: Arm, seed: int, args, extra: dict) -> dict:
         overrides["model.init_args.init_checkpoint"] = str(src / "ckpt" / "last.ckpt")
     start = time.time()
     config = _config(arm.config, overrides, seed, steps, run_dir, args.accelerator, extra)
+    applied = {k: v for k, v in extra.items() if _has(cr.load(CONFIGS / arm.config), k)}
     results, settings = _fit_and_test(config)
     record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
-              "overrides": {**overrides, **extra}, "seconds": round(time.time() - start, 1), "results": results,
+              "overrides": {**overrides, **applied}, "seconds": round(time.time() - start, 1), "results": results,
               "data": settings, "report": arm.report, "commit": git_commit()}  # fmt: skip
     write_json(done, record)
     return record
