@@ -23,79 +23,13 @@ from lightning.pytorch.utilities import CombinedLoader
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from indoor_parsing import config_rewrite as cr
+from indoor_parsing.bench_loader import bench_loader, synthrooms_layout
+from indoor_parsing.bench_meters import PeakMemory, StepTimer, sync
 from indoor_parsing.cli import cli
-from indoor_parsing.data.base import IndoorDataModule
-from indoor_parsing.data.layout import read_layout
-from indoor_parsing.data.synthrooms import SynthRoomsDataModule
 from indoor_parsing.distill.extract import build_smoke_cache
 from indoor_parsing.io import write_json
 
 CACHED_BATCHES = 4
-
-
-# ---- measuring ------------------------------------------------------------------------------------------
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class PeakMemory:
-    """Peak memory of a block in MiB: the CUDA allocator's peak on a GPU; on Linux CPUs the growth of the process's
-    peak resident set (VmHWM, reset through /proc/self/clear_refs), NaN elsewhere."""
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak_mib = device, float("nan")
-
-    @staticmethod
-    def _hwm_kib() -> int | None:
-        try:
-            with open("/proc/self/status") as f:
-                return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
-        except (OSError, StopIteration):
-            return None
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            return self
-        self._base = None
-        try:
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # resets VmHWM to the current resident set
-            self._base = self._hwm_kib()
-        except OSError:
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            self.peak_mib = torch.cuda.max_memory_allocated(self.device) / 2**20
-        elif self._base is not None:
-            self.peak_mib = (self._hwm_kib() - self._base) / 1024
-
-
-class StepTimer(L.Callback):
-    """Per-step wall times after ``warmup``: training from one batch start to the next (so the work between steps
-    counts), prediction from batch start to end. Medians of these resist the load of other processes."""
-
-    def __init__(self, warmup: int, device: torch.device):
-        self.warmup, self.device, self.train_times, self.predict_times, self._t = warmup, device, [], [], None
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        _sync(self.device)
-        now = time.perf_counter()
-        if batch_idx > self.warmup:
-            self.train_times.append(now - self._t)
-        self._t = now
-
-    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0):
-        _sync(self.device)
-        self._t = time.perf_counter()
-
-    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        _sync(self.device)
-        if batch_idx >= self.warmup:
-            self.predict_times.append(time.perf_counter() - self._t)
 
 
 # ---- building a method on benchmark-sized data ------------------------------------------------------------
@@ -192,7 +126,7 @@ def bare_train(module, batches: list, warmup: int, steps: int, device: torch.dev
     module.train()
     times, last = [], None
     for i in range(warmup + steps + 1):  # step warmup + steps only closes the last timed interval
-        _sync(device)
+        sync(device)
         now = time.perf_counter()
         if i > warmup:
             times.append(now - last)
@@ -219,11 +153,11 @@ def bare_predict(module, batches: list, warmup: int, steps: int, device: torch.d
     module.eval()
     times = []
     for i in range(warmup + steps):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
             module.predict_step(batches[i % len(batches)], i)
-        _sync(device)
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)
     return times
@@ -269,32 +203,6 @@ def bench_method(config: str, size, batch: int, steps: int, warmup: int, device:
         row["predict_bare_ms"] = min(row["predict_bare_ms"], 1000 * float(np.median(bare)))
     row["peak_mib"] = float(np.max(peaks))  # NaN where it could not be measured
     return row
-
-
-# ---- data loading ---------------------------------------------------------------------------------------
-def synthrooms_layout(size: tuple[int, int] = (480, 640)) -> Path:
-    """A small SynthRooms layout at ``size``, generated once into the SynthRooms cache folder."""
-    dm = SynthRoomsDataModule(num_scenes=2, frames_per_sequence=16, height=size[0], width=size[1], split=[2, 0, 0])
-    dm.prepare_data()
-    return dm.root
-
-
-def bench_loader(layout: Path, workers: int, frames: int, batch: int, size=(480, 640)) -> dict:
-    """Frames/s of the augmented training loader of a layout (worker start-up excluded)."""
-    manifest, _ = read_layout(layout)
-    dm = IndoorDataModule(str(layout), class_set=manifest["label_space"], batch_size=batch, num_workers=workers,
-                          image_size=tuple(size), augment=True, scale_range=(0.75, 1.5), color_jitter=0.2)  # fmt: skip
-    loader, seen = dm.train_dataloader(), 0
-    next(iter(loader))  # starts the (persistent) workers; timing from a fresh iterator gives them no head start
-    start = time.perf_counter()
-    while seen < frames:
-        for b in loader:
-            seen += b["image"].shape[0]
-            if seen >= frames:
-                break
-    fps = seen / (time.perf_counter() - start)
-    return {"dataset": manifest.get("dataset", layout.name), "workers": workers, "frames_per_s": fps,
-            "frames_per_s_per_worker": fps / max(workers, 1)}  # fmt: skip
 
 
 # ---- command --------------------------------------------------------------------------------------------
