@@ -217,6 +217,37 @@ def test_adversarial_alternation_updates_one_side_at_a_time(shared):
     assert not changed(g1, module.model.parameters())  # Eq. 3 step: the 2D network untouched
 
 
+class _BankData:
+    """The two things unpaired training asks of its DataModule, plus batches."""
+
+    def __init__(self, module: Distill3DModule, batches: int):
+        self.bank = (module.bank.clone(), torch.arange(4).repeat_interleave(5)[:15], ["wall", "floor", "chair"])
+        self.batches = [make_batch(2, 32, 48, K=4) for _ in range(batches)]
+
+    def feature_stats(self):
+        return {"mean": torch.zeros(8), "std": torch.ones(8), "channels": 8, "stride": 8}
+
+    def feature_bank(self):
+        return self.bank
+
+
+def test_unpaired_step_budget_counts_batches_not_optimiser_steps():
+    import lightning as L
+
+    torch.manual_seed(0)
+    module = _unpaired_module()
+    data = _BankData(module, batches=5)
+    module.configure_from_datamodule(data)
+    seen = []
+    step = module.training_step
+    module.training_step = lambda batch, batch_idx: (seen.append(batch_idx), step(batch, batch_idx))[1]
+    trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    module.setup = lambda stage: None  # the bank was set above; there is no DataModule to read it from
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(data.batches, batch_size=None))
+    assert seen == [0, 1, 2] and trainer.global_step == 3  # both optimisers stepped per batch, 3 batches counted
+
+
 def test_bank_only_cache_feeds_unpaired_training(tmp_path):
     cache = FeatureCache(build_bank_cache(tmp_path / "bank", "synthrooms", channels=8, per_class=4))
     module = Distill3DModule(num_classes=3, class_names=["wall", "floor", "nothing"], paired=False, **TINY)

@@ -243,6 +243,10 @@ class Distill3DModule(SegmentationModule):
             validate_batch(batch, self.required_keys)
             self._validated = True
         opt_g, opt_d = self.optimizers()
+        # One training step is one batch: only the 2D network's update advances trainer.global_step. Lightning
+        # counts every manual optimizer.step() (Lightning issue #17958), which would halve max_steps, the
+        # logging / validation / checkpoint intervals and a step budget shared with automatic-optimisation methods.
+        opt_d._on_before_step = opt_d._on_after_step = _no_count
         terms, fake, category = self.generator_step(batch, opt_g)
         d_loss = self.discriminator_step(fake, category, opt_d) if fake.shape[0] else torch.zeros(())
         scheduler = self.lr_schedulers()
@@ -273,3 +277,7 @@ class Distill3DModule(SegmentationModule):
         config = config if isinstance(config, dict) else {"optimizer": config}
         disc = torch.optim.Adam(self.discriminators.parameters(), lr=self.hparams.disc_lr, betas=(0.9, 0.99))
         return [config, {"optimizer": disc}]
+
+
+def _no_count() -> None:
+    """Replaces Lightning's step-counting hooks on the discriminators' optimiser (see training_step)."""
