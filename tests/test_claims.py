@@ -53,8 +53,14 @@ def test_welch_matches_scipy_and_noise_is_not_a_gain(tmp_path):
     assert d == pytest.approx(100 * (sum(a) - sum(b)) / 3) and p == pytest.approx(ref.pvalue)
     records = [_record("PSPNet (target-style 2D)", s, v, comparison="Distill3D") for s, v in enumerate(b)]
     records += [_record("3D-to-2D unpaired", s, v, comparison="Distill3D") for s, v in enumerate(a)]
-    md = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0)[0].read_text()
+    records += [_record("PSPNet", s, v, comparison="Distill3D") for s, v in enumerate(a)]
+    teacher = {"config": "t.yaml", "steps": 5, "fit_seconds": 600.0, "extract_seconds": 60.0, "commit": "abc",
+               "results": {"test": {"pixel_acc": 0.9, "mean_acc": 0.8, "mIoU": 0.7, "fwIoU": 0.6}}}  # fmt: skip
+    md = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0, teacher=teacher)[0].read_text()
     assert "vs PSPNet (target-style 2D) |" in md  # the unpaired arm's own baseline, trained on its 2D data
+    assert "| PSPNet (target-style 2D) | test | 50.00 ± 0.00 | 40.00 ± 0.00 | 28.33 ± 1.53 | 30.00 ± 0.00 |  |" in md
+    assert "3D teacher (t.yaml, 5 steps, 10.0 min, trained at `abc`)" in md and "mIoU 70.00" in md
+    assert "11 min of training and testing in all" in md  # 9 runs x 1 s + the teacher's 11 min
     assert f"not distinguishable from seed noise (Welch p = {p:.2f})" in md
 
 

@@ -89,12 +89,13 @@ def _table(summary: dict, comp) -> tuple[str, list[str]]:
         "| arm | eval set | pixel acc | mean acc | mIoU | fwIoU | Δ mIoU vs baseline (± s.e.) |",
         "|---|---|---|---|---|---|---|",
     ]
+    baselines = {comp.baseline, *(comp.baseline_of(a.name) for a in comp.arms)}
     for _, arm, eval_set in keys:
         s = summary[(comp.name, arm, eval_set)]
         baseline = comp.baseline_of(arm)
         base = summary.get((comp.name, baseline, eval_set))
         delta = ""
-        if base is not None and arm != baseline:
+        if base is not None and arm not in baselines:
             d, se, _ = welch(s, base)
             delta = f"{d:+.2f} ± {se:.2f} vs {baseline}"
         cells = " | ".join(f"{s[m][0]:.2f} ± {s[m][1]:.2f}" for m in METRICS)
@@ -141,7 +142,18 @@ def _chart(summary: dict, comparisons: list, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(records: list[dict], out: Path, seeds: list[int], budget: float) -> list[Path]:
+def _teacher_line(teacher: dict) -> str:
+    test = teacher.get("results", {}).get("test")
+    scores = ", ".join(f"{m} {100 * test[m]:.2f}" for m in METRICS) if test else "not tested"
+    fit = f"{teacher['fit_seconds'] / 60:.1f} min" if "fit_seconds" in teacher else "time not recorded"
+    return (f"3D teacher ({teacher.get('config', '?')}, {teacher.get('steps', '?')} steps, {fit}, trained at "
+            f"`{teacher.get('commit', 'unrecorded')}`), point-level scores on the source test rooms: "
+            f"{scores}.")  # fmt: skip
+
+
+def write_report(
+    records: list[dict], out: Path, seeds: list[int], budget: float, teacher: dict | None = None
+) -> list[Path]:
     from indoor_parsing.claims.plan import COMPARISONS
 
     out = Path(out)
@@ -152,15 +164,16 @@ def write_report(records: list[dict], out: Path, seeds: list[int], budget: float
                                                          "segmentation-models-pytorch"))  # fmt: skip
     commits = sorted({r.get("commit", "unrecorded") for r in records})
     total = sum(r["seconds"] for r in records)
+    total += sum((teacher or {}).get(k, 0.0) for k in ("fit_seconds", "extract_seconds"))
     md = [
         "# Claims check on SynthRooms",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `indoor-parsing claims` at commit "
         f"`{git_commit()}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
         f"{platform.python_version()}). Seeds {seeds}, budget x{budget}, {total / 60:.0f} min of training and testing "
-        "in all. Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its standard error, and "
-        "Welch's t-test (two-sided, 5%) decides whether a paper's direction holds, is reversed, or is not "
-        "distinguishable from seed-to-seed noise.",
+        "in all (the teacher included). Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its "
+        "standard error, and Welch's t-test (two-sided, 5%) decides whether a paper's direction holds, is "
+        "reversed, or is not distinguishable from seed-to-seed noise.",
         "",
         "Equal budgets: within a comparison every arm uses the same generated data, input size, encoder and number "
         "of training steps (S4-Net's adaptation arms all start from the same source-stage weights of their seed); "
@@ -170,7 +183,8 @@ def write_report(records: list[dict], out: Path, seeds: list[int], budget: float
     ]
     for comp in comps:
         table, findings = _table(summary, comp)
-        md += [f"## {comp.name} ({comp.paper_table})", "", comp.note, "", table, "", *findings, "",
+        teacher_lines = [_teacher_line(teacher), ""] if comp.needs_teacher and teacher else []
+        md += [f"## {comp.name} ({comp.paper_table})", "", comp.note, "", *teacher_lines, table, "", *findings, "",
                "<details><summary>SynthRooms generation settings</summary>", "", *_settings(records, comp.name), "",
                "</details>", ""]  # fmt: skip
     md += ["![mIoU per arm](claims.png)", "", "Raw per-run numbers: [claims.csv](claims.csv)."]

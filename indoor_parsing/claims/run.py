@@ -14,7 +14,7 @@ import torch
 
 from indoor_parsing import config_rewrite as cr
 from indoor_parsing.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
-from indoor_parsing.claims.report import git_commit, write_report
+from indoor_parsing.claims.report import METRICS, git_commit, write_report
 from indoor_parsing.io import read_json, write_json
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiments"
@@ -67,7 +67,7 @@ def _fit_and_test(config_path: Path) -> tuple[dict, dict]:
     for stage, values in run.model.last_results.items():
         if stage == "test" or stage.startswith("test/"):
             name = stage.split("/", 1)[1] if "/" in stage else "test"
-            results[name] = {k: float(values[k]) for k in ("pixel_acc", "mean_acc", "mIoU", "fwIoU")}
+            results[name] = {k: float(values[k]) for k in METRICS}
     if len(results) > 1:
         results.pop("test", None)  # the first evaluation set, also logged under its own name
     settings = {k: v for k, v in getattr(run.datamodule, "manifest", {}).items() if k in ("settings", "dataset")}
@@ -95,23 +95,40 @@ def run_arm(comp: Comparison, arm: Arm, seed: int, args, extra: dict) -> dict:
     return record
 
 
-def prepare_teacher(args) -> dict:
-    """Fit the 3D teacher once (seed 0, shared by every seed: a frozen teacher) and extract its feature cache."""
+def prepare_teacher(args) -> tuple[dict, dict]:
+    """Fit the 3D teacher once (seed 0, shared by every seed: a frozen teacher), test it and extract its features.
+
+    Returns the config keys the distillation arms receive and the teacher's record (``runs/teacher3d/teacher.json``:
+    steps, seconds, test metrics, commit).
+    """
     from indoor_parsing.cli import cli
     from indoor_parsing.distill import extract
 
     teacher_dir = args.out / "runs" / "teacher3d"
     features = args.out / "runs" / "teacher3d_features"
     ckpt = teacher_dir / "ckpt" / "last.ckpt"
+    record_path = teacher_dir / "teacher.json"
+    extra = {"data.init_args.feature_cache": str(features)}
+    if record_path.is_file() and (features / "manifest.json").is_file():
+        return extra, read_json(record_path)
+    record = read_json(record_path) if record_path.is_file() else {"config": TEACHER_CONFIG}
     if not ckpt.is_file():
         steps = round(TEACHER_STEPS * args.budget)
-        cli(["fit", "--config", str(_config(TEACHER_CONFIG, {}, 0, steps, teacher_dir, args.accelerator, {}))])
+        start = time.time()
+        run = cli(["fit", "--config", str(_config(TEACHER_CONFIG, {}, 0, steps, teacher_dir, args.accelerator, {}))])
+        record.update(steps=steps, fit_seconds=round(time.time() - start, 1), commit=git_commit())
+        run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+        record["results"] = {"test": {k: float(run.model.last_results["test"][k]) for k in METRICS}}
+        write_json(record_path, record)
     if not (features / "manifest.json").is_file():
         paired = next(a for a in COMPARISONS[1].arms if "paired (DN)" in a.name)
         cfg = cr.load(CONFIGS / paired.config)
+        start = time.time()
         extract.main(["--config", str(cr.dump(cfg, teacher_dir / "extract_config.yaml")), "--teacher", str(ckpt),
                       "--out", str(features)])  # fmt: skip
-    return {"data.init_args.feature_cache": str(features)}
+        record["extract_seconds"] = round(time.time() - start, 1)
+        write_json(record_path, record)
+    return extra, record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,15 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.seeds) < 3:
         print("note: fewer than 3 seeds; the report's spreads are not meaningful")
-    records = []
+    records, teacher = [], None
     for comp in COMPARISONS:
         if args.only and comp.name not in args.only:
             continue
-        extra = prepare_teacher(args) if comp.needs_teacher else {}
+        extra = {}
+        if comp.needs_teacher:
+            extra, teacher = prepare_teacher(args)
         for seed in args.seeds:
             for arm in comp.arms:
                 records.append(run_arm(comp, arm, seed, args, extra))
-    paths = write_report(records, args.out, seeds=args.seeds, budget=args.budget)
+    paths = write_report(records, args.out, seeds=args.seeds, budget=args.budget, teacher=teacher)
     print("\n".join(f"wrote {p}" for p in paths))
     return 0
 
