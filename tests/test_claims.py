@@ -8,7 +8,7 @@ import pytest
 
 from indoor_parsing.claims import run as claims_run
 from indoor_parsing.claims.plan import Arm, Comparison
-from indoor_parsing.claims.report import summarise, welch, write_report
+from indoor_parsing.claims.report import paired, summarise, welch, write_report
 from tests.config_tools import shrink_config
 
 
@@ -62,6 +62,19 @@ def test_welch_matches_scipy_and_noise_is_not_a_gain(tmp_path):
     assert "3D teacher (t.yaml, 5 steps, 10.0 min, trained at `abc`)" in md and "mIoU 70.00" in md
     assert "11 min of training and testing in all" in md  # 9 runs x 1 s + the teacher's 11 min
     assert f"not distinguishable from seed noise (Welch p = {p:.2f})" in md
+
+
+def test_paired_test_uses_per_seed_differences(tmp_path):
+    from scipy import stats
+
+    a, b = {0: 0.10, 1: 0.20, 2: 0.31}, {0: 0.090, 1: 0.189, 2: 0.301, 3: 0.5}  # seed 3 has no partner
+    d, se, p = paired(a, b)
+    assert d == pytest.approx(1.0) and se > 0  # points: (1.0 + 1.1 + 0.9) / 3
+    assert p == pytest.approx(stats.ttest_rel([10, 20, 31], [9, 18.9, 30.1]).pvalue) and p < 0.05
+    records = [_record("source only", s, b[s], "scan1", "S4-Net") for s in range(3)]
+    records += [_record("S4-Net (sensor depth)", s, a[s], "scan1", "S4-Net") for s in range(3)]
+    md = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0)[0].read_text()
+    assert f"holds (paired t-test over seeds p = {p:.3f}); Welch p = 0.9" in md  # the seed spread hides it from Welch
 
 
 def test_one_arm_runs_through_the_cli(tmp_path, monkeypatch):

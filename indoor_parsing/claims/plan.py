@@ -37,7 +37,8 @@ class Comparison:
     """A method and its baseline (the paper's table whose direction is checked).
 
     ``claims`` are the paper's directions as (better arm, worse arm) pairs; the report tests each on every evaluation
-    set the two arms share.
+    set the two arms share. ``paired_seeds``: the arms of one seed start from the same weights (a later stage of one
+    earlier arm), so the report tests differences per seed (paired t-test).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Comparison:
     claims: tuple[tuple[str, str], ...]
     note: str = ""
     needs_teacher: bool = False
+    paired_seeds: bool = False
 
     def baseline_of(self, arm_name: str) -> str:
         arm = next((a for a in self.arms if a.name == arm_name), None)
@@ -99,6 +101,7 @@ S4NET = Comparison(
         Arm("S4-Net (predicted depth)", "s4net_depthpred_resnet18_synthrooms.yaml", 60, init_from="source stage"),
     ),
     claims=(("S4-Net (sensor depth)", "source only"), ("S4-Net (predicted depth)", "source only")),
+    paired_seeds=True,
     note="A Unet-ResNet-18 first trained on labelled source-style rooms (the source stage), then for the same number "
          "of steps either on the source labels alone (source only) or with the geometric consistency loss on the "
          "unlabelled target-style sequence scan1 (sensor depth, or depth from the network's own depth head); "

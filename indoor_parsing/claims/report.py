@@ -69,12 +69,34 @@ def welch(a: dict, b: dict) -> tuple[float, float, float]:
     return d, se, float(2 * stats.t.sf(abs(d) / se, dof))
 
 
-def _verdict(d: float, p: float, alpha: float = 0.05) -> str:
+def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
+    """Mean per-seed mIoU difference a - b in points (seeds both have), its standard error and the paired t-test's
+    two-sided p: for arms that share each seed's starting weights (nan with fewer than 2 common seeds)."""
+    seeds = sorted(set(a) & set(b))
+    diff = 100 * np.asarray([a[s] - b[s] for s in seeds])
+    if len(diff) < 2:
+        return (float(diff.mean()) if len(diff) else float("nan")), float("nan"), float("nan")
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
+    if se == 0.0:
+        return float(diff.mean()), 0.0, 0.0 if diff.mean() != 0 else 1.0
+    return float(diff.mean()), se, float(stats.ttest_rel(100 * np.asarray([a[s] for s in seeds]),
+                                                         100 * np.asarray([b[s] for s in seeds])).pvalue)  # fmt: skip
+
+
+def _verdict(d: float, p: float, test: str, alpha: float = 0.05) -> str:
     if not np.isfinite(p):
         return "inconclusive: one seed"
     if p >= alpha:
-        return f"not distinguishable from seed noise (Welch p = {p:.2f})"
-    return f"{'holds' if d > 0 else 'reversed'} (Welch p = {p:.3f})"
+        return f"not distinguishable from seed noise ({test} p = {p:.2f})"
+    return f"{'holds' if d > 0 else 'reversed'} ({test} p = {p:.3f})"
+
+
+def _per_seed(rows: list[dict]) -> dict:
+    """(comparison, arm, eval_set) -> {seed: mIoU}."""
+    out = defaultdict(dict)
+    for row in rows:
+        out[(row["comparison"], row["arm"], row["eval_set"])][row["seed"]] = row["mIoU"]
+    return out
 
 
 def _keys(summary: dict, comp) -> list[tuple[str, str, str]]:
@@ -83,7 +105,7 @@ def _keys(summary: dict, comp) -> list[tuple[str, str, str]]:
     return sorted((k for k in summary if k[0] == comp.name), key=lambda k: (order.get(k[1], len(order)), k[1], k[2]))
 
 
-def _table(summary: dict, comp) -> tuple[str, list[str]]:
+def _table(summary: dict, per_seed: dict, comp) -> tuple[str, list[str]]:
     keys = _keys(summary, comp)
     lines = [
         "| arm | eval set | pixel acc | mean acc | mIoU | fwIoU | Δ mIoU vs baseline (± s.e.) |",
@@ -103,9 +125,15 @@ def _table(summary: dict, comp) -> tuple[str, list[str]]:
     findings = []
     for better, worse in comp.claims:
         for eval_set in sorted({k[2] for k in keys if k[1] == better} & {k[2] for k in keys if k[1] == worse}):
-            d, se, p = welch(summary[(comp.name, better, eval_set)], summary[(comp.name, worse, eval_set)])
+            a, b = (comp.name, better, eval_set), (comp.name, worse, eval_set)
+            d, se, p = welch(summary[a], summary[b])
+            if comp.paired_seeds:
+                d, se, p_paired = paired(per_seed[a], per_seed[b])
+                verdict = f"{_verdict(d, p_paired, 'paired t-test over seeds')}; Welch p = {p:.2f}"
+            else:
+                verdict = _verdict(d, p, "Welch")
             findings.append(f"- paper: {better} > {worse}. Here on {eval_set}: {d:+.2f} ± {se:.2f} mIoU points; "
-                            f"{_verdict(d, p)}.")  # fmt: skip
+                            f"{verdict}.")  # fmt: skip
     return "\n".join(lines), findings
 
 
@@ -158,7 +186,7 @@ def write_report(
 
     out = Path(out)
     rows = _rows(records)
-    summary = summarise(rows)
+    summary, per_seed = summarise(rows), _per_seed(rows)
     comps = [c for c in COMPARISONS if any(k[0] == c.name for k in summary)]
     versions = ", ".join(f"{p} {version(p)}" for p in ("indoor-parsing", "torch", "lightning",
                                                          "segmentation-models-pytorch"))  # fmt: skip
@@ -172,8 +200,9 @@ def write_report(
         f"`{git_commit()}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
         f"{platform.python_version()}). Seeds {seeds}, budget x{budget}, {total / 60:.0f} min of training and testing "
         "in all (the teacher included). Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its "
-        "standard error, and Welch's t-test (two-sided, 5%) decides whether a paper's direction holds, is "
-        "reversed, or is not distinguishable from seed-to-seed noise.",
+        "standard error. A two-sided t-test at 5% decides whether a paper's direction holds, is reversed, or is "
+        "not distinguishable from seed-to-seed noise: Welch's test over seeds, or, where arms start from the same "
+        "weights for each seed (S4-Net's adaptation arms), the paired test over seeds, with Welch's p given too.",
         "",
         "Equal budgets: within a comparison every arm uses the same generated data, input size, encoder and number "
         "of training steps (S4-Net's adaptation arms all start from the same source-stage weights of their seed); "
@@ -182,7 +211,7 @@ def write_report(
         "",
     ]
     for comp in comps:
-        table, findings = _table(summary, comp)
+        table, findings = _table(summary, per_seed, comp)
         teacher_lines = [_teacher_line(teacher), ""] if comp.needs_teacher and teacher else []
         md += [f"## {comp.name} ({comp.paper_table})", "", comp.note, "", *teacher_lines, table, "", *findings, "",
                "<details><summary>SynthRooms generation settings</summary>", "", *_settings(records, comp.name), "",
