@@ -155,15 +155,15 @@ def _chart(summary: dict, comparisons: list, path: Path) -> None:
     fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4), squeeze=False)
     for ax, comp in zip(axes[0], comparisons, strict=True):
         keys = _keys(summary, comp)
-        baseline = comp.baseline
+        baselines = {comp.baseline, *(comp.baseline_of(a.name) for a in comp.arms)}
         labels = [k[1] if k[2] == "test" else f"{k[1]}\n[{k[2]}]" for k in keys]
         means = [summary[k]["mIoU"][0] for k in keys]
         stds = [np.nan_to_num(summary[k]["mIoU"][1]) for k in keys]
-        colours = ["tab:gray" if k[1] == baseline else "tab:blue" for k in keys]
+        colours = ["tab:gray" if k[1] in baselines else "tab:blue" for k in keys]
         ax.bar(range(len(keys)), means, yerr=stds, capsize=4, color=colours)
         ax.set_xticks(range(len(keys)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("mIoU (%)")
-        ax.set_title(f"{comp.name} (grey: {baseline})", fontsize=9)
+        ax.set_title(f"{comp.name} (grey: baselines)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
