@@ -50,6 +50,11 @@ class Comparison:
     needs_teacher: bool = False
     paired_seeds: bool = False
 
+    @property
+    def baselines(self) -> set[str]:
+        """Every arm some other arm is measured against."""
+        return {self.baseline, *(a.baseline for a in self.arms if a.baseline is not None)}
+
     def baseline_of(self, arm_name: str) -> str:
         arm = next((a for a in self.arms if a.name == arm_name), None)
         return arm.baseline if arm is not None and arm.baseline is not None else self.baseline

@@ -62,11 +62,9 @@ def welch(a: dict, b: dict) -> tuple[float, float, float]:
     if na < 2 or nb < 2:
         return d, float("nan"), float("nan")
     se = float(np.sqrt(sa**2 / na + sb**2 / nb))
-    if se == 0.0:
+    if se == 0.0:  # identical runs per arm: scipy would return nan
         return d, 0.0, 0.0 if d != 0 else 1.0
-    # Welch-Satterthwaite degrees of freedom.
-    dof = se**4 / ((sa**2 / na) ** 2 / (na - 1) + (sb**2 / nb) ** 2 / (nb - 1))
-    return d, se, float(2 * stats.t.sf(abs(d) / se, dof))
+    return d, se, float(stats.ttest_ind_from_stats(ma, sa, na, mb, sb, nb, equal_var=False).pvalue)
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
@@ -111,13 +109,12 @@ def _table(summary: dict, per_seed: dict, comp) -> tuple[str, list[str]]:
         "| arm | eval set | pixel acc | mean acc | mIoU | fwIoU | Δ mIoU vs baseline (± s.e.) |",
         "|---|---|---|---|---|---|---|",
     ]
-    baselines = {comp.baseline, *(comp.baseline_of(a.name) for a in comp.arms)}
     for _, arm, eval_set in keys:
         s = summary[(comp.name, arm, eval_set)]
         baseline = comp.baseline_of(arm)
         base = summary.get((comp.name, baseline, eval_set))
         delta = ""
-        if base is not None and arm not in baselines:
+        if base is not None and arm not in comp.baselines:
             d, se, _ = welch(s, base)
             delta = f"{d:+.2f} ± {se:.2f} vs {baseline}"
         cells = " | ".join(f"{s[m][0]:.2f} ± {s[m][1]:.2f}" for m in METRICS)
@@ -155,11 +152,10 @@ def _chart(summary: dict, comparisons: list, path: Path) -> None:
     fig, axes = plt.subplots(1, len(comparisons), figsize=(5 * len(comparisons), 4), squeeze=False)
     for ax, comp in zip(axes[0], comparisons, strict=True):
         keys = _keys(summary, comp)
-        baselines = {comp.baseline, *(comp.baseline_of(a.name) for a in comp.arms)}
         labels = [k[1] if k[2] == "test" else f"{k[1]}\n[{k[2]}]" for k in keys]
         means = [summary[k]["mIoU"][0] for k in keys]
         stds = [np.nan_to_num(summary[k]["mIoU"][1]) for k in keys]
-        colours = ["tab:gray" if k[1] in baselines else "tab:blue" for k in keys]
+        colours = ["tab:gray" if k[1] in comp.baselines else "tab:blue" for k in keys]
         ax.bar(range(len(keys)), means, yerr=stds, capsize=4, color=colours)
         ax.set_xticks(range(len(keys)), labels, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("mIoU (%)")
