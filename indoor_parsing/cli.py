@@ -22,6 +22,7 @@ TOOLS = {
     "index-capture": "indoor_parsing.data.capture",
     "gap-bench": "indoor_parsing.models.gap_bench",
     "extract-features": "indoor_parsing.distill.extract",
+    "feature-audit": "indoor_parsing.distill.audit",
     "depth-probe": "indoor_parsing.distill.depth_probe",
     "bench": "indoor_parsing.bench",
     "claims": "indoor_parsing.claims.run",

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from indoor_parsing import config_rewrite as cr
 from indoor_parsing.distill.extract import build_smoke_cache
+from indoor_parsing.methods.cascade_depth import build_smoke_depth_checkpoint
 
 TINY_SYNTH = {"num_scenes": 3, "frames_per_sequence": 3, "height": 48, "width": 64, "split": [1, 1, 1]}
 
@@ -23,4 +24,7 @@ def shrink_config(path: Path, out_dir: Path, real_roots: dict[str, Path] | None 
     cache = build_smoke_cache(config, out_dir / "feature_cache")  # Distill3D: a cache from a random teacher
     if cache:
         config["data"]["init_args"]["feature_cache"] = cache
+    depth_ckpt = build_smoke_depth_checkpoint(config, out_dir)  # Distill3D cascade: an untrained depth stage
+    if depth_ckpt:
+        config["model"]["init_args"]["depth_ckpt"] = depth_ckpt
     return cr.dump(config, out_dir / path.name)

@@ -32,7 +32,7 @@ from indoor_parsing.data.synthrooms.datamodule import SynthRoomsDataModule
 from indoor_parsing.io import DataFileError, read_json
 
 CACHE_FORMAT = "distill3d-features"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: a cell holds the point visible at its sample pixel (1: nearest point in the cell)
 MANIFEST = "manifest.json"
 BANK = "bank.npz"
 

@@ -1,9 +1,10 @@
 r"""``indoor-parsing extract-features``: project frozen 3D-teacher point features into every frame (Sec. 3.1).
 
 Per scene: run the teacher once on the scene's points (penultimate per-point features); per frame: keep the nearest
-visible point per pixel (z-buffer, ``geometry.zbuffer_project``) after rejecting points whose depth disagrees with
-the frame's depth map by more than ``depth_tol``; store the features of a coarse grid (``stride`` 8 in the paper)
-with a coverage mask (distill/cache.py). The cache manifest gets the teacher checkpoint's sha256, the per-channel
+visible point per pixel at full resolution (z-buffer, ``geometry.zbuffer_project``) after rejecting points whose
+depth disagrees with the frame's depth map by more than ``depth_tol``; a cell of the coarse grid (``stride`` 8 in the
+paper) takes the feature of the point visible at its sample pixel (:func:`sample_cells`), as the paper samples the
+projected feature map; the grid is stored with a coverage mask (distill/cache.py). The cache manifest gets the teacher checkpoint's sha256, the per-channel
 global mean / std of the point features (DN1) and the coverage; ``bank.npz`` gets features sampled per category
 (unpaired distillation).
 
@@ -61,16 +62,34 @@ def teacher_point_features(checkpoint: str | Path, device: str = "cpu") -> Point
     return features
 
 
+def sample_cells(index: torch.Tensor, stride: int) -> torch.Tensor:
+    """The point visible at each cell's sample pixel: a full-resolution (H, W) z-buffer -> (H // s, W // s) indices.
+
+    Cell (i, j) covers pixels ``i s .. i s + s - 1`` (rows) and samples the pixel ``(i s + s // 2, j s + s // 2)``:
+    the pixel nearest the cell centre, the one the student's cell is compared with (``sample_fake`` reads the label
+    there too). -1 where no point is visible at that pixel.
+    """
+    H, W = index.shape
+    h, w = H // stride, W // stride
+    return index[stride // 2 :: stride, stride // 2 :: stride][:h, :w]
+
+
+def frame_index(points: torch.Tensor, frame: Frame, root: Path, depth_tol: float) -> torch.Tensor:
+    """Full-resolution z-buffer of one frame: (H, W) index of the visible point per pixel, -1 where none."""
+    depth = torch.from_numpy(load_depth(root / frame.depth)) if frame.depth else None
+    K, T = torch.from_numpy(frame.K).float(), torch.from_numpy(frame.T).float()
+    index, _ = zbuffer_project(points, K, T, frame.height, frame.width, depth=depth, depth_tol=depth_tol)
+    return index
+
+
 def project_frame(points: torch.Tensor, feats: np.ndarray, frame: Frame, root: Path, stride: int,
                   depth_tol: float) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """(C, h, w) float16 features and (h, w) mask of one frame, plus its covered pixel count (stride 1)."""
-    depth = torch.from_numpy(load_depth(root / frame.depth)) if frame.depth else None
-    K, T = torch.from_numpy(frame.K).float(), torch.from_numpy(frame.T).float()
-    kw = {"depth": depth, "depth_tol": depth_tol}
-    index, mask = zbuffer_project(points, K, T, frame.height, frame.width, stride=stride, **kw)  # (h, w)
-    _, pixel_mask = zbuffer_project(points, K, T, frame.height, frame.width, stride=1, **kw)
-    grid = feats[index.clamp(min=0).numpy()].transpose(2, 0, 1) * mask.numpy()[None]  # (C, h, w)
-    return grid.astype(np.float16), mask.numpy(), int(pixel_mask.sum())
+    pixel_index = frame_index(points, frame, root, depth_tol)  # (H, W)
+    index = sample_cells(pixel_index, stride).numpy()  # (h, w)
+    mask = index >= 0
+    grid = feats[index.clip(min=0)].transpose(2, 0, 1) * mask[None]  # (C, h, w)
+    return grid.astype(np.float16), mask, int((pixel_index >= 0).sum())
 
 
 def _scene_rng(seed: int, scene: str) -> np.random.Generator:

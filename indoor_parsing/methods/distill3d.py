@@ -4,7 +4,8 @@ A PSPNet student learns to simulate the features of a frozen 3D teacher (models/
 features are precomputed into a per-frame cache (distill/extract.py); the DataModule (distill/cache.py) adds them to
 paired batches and hands over the cache's global feature statistics (DN1) and the per-category feature bank
 (unpaired). Paired: L = CE + 0.4 aux + 0.03 L_p. Unpaired: the 2D network and the per-category discriminators are
-trained alternately (Eq. 3 / Eq. 4) with Lightning's manual optimisation.
+trained alternately (Eq. 3 / Eq. 4) with Lightning's manual optimisation. Cascade: the depth network of an earlier
+stage (methods/cascade_depth.py, ``depth_ckpt``) is loaded and frozen; only the segmentation network learns.
 """
 
 import torch
@@ -13,6 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.methods.cascade_depth import load_depth_net
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth, masked_l2
 from indoor_parsing.methods.base import SegmentationModule
@@ -34,16 +36,19 @@ class Distill3DModule(SegmentationModule):
         num_classes, class_names, encoder_name, encoder_weights, class_weighting, ignore_index, optimizer,
             scheduler, scheduler_interval, encoder_lr_mult: as :class:`SegmentationModule`.
         mode: ``distill`` (the method), ``baseline`` (PSPNet), ``multitask`` (depth head instead of the simulated
-            3D feature), ``cascade`` (predicted depth as an extra input).
+            3D feature), ``cascade`` (the depth of a frozen, separately trained depth network as an extra input).
         paired: 3D features per frame (L_p) or only a 3D feature bank of another dataset (adversarial).
         norm: ``dn`` or ``bn`` (Table 7: DN replaced by BN).
-        shared_discriminator: one discriminator for all categories (Table 7) instead of one per category.
+        shared_discriminator: Table 7's "shared discriminator for all the categories": one D, and real / fake
+            features are sampled without matching categories (no labels in the adversarial term).
+        depth_ckpt: ``cascade``: checkpoint of the trained :class:`CascadeDepthModule` whose depth network is loaded
+            (at fit setup) and frozen.
         feat_channels: teacher feature channels (96 in the paper; checked against the cache).
         bins, decoder_channels, aux: PSPNet settings (pyramid bins, f_2D width, auxiliary head).
         aux_weight: weight of the auxiliary CE (0.4, PSPNet).
         distill_weight: weight of L_p (0.03).
         adv_weight: weight of the 2D network's adversarial loss, Eq. 4 (0.01).
-        depth_weight: weight of the depth L1 of ``multitask`` / ``cascade``.
+        depth_weight: weight of the depth L1 of ``multitask``.
         adv_samples: simulated features (pixels) sampled per step for the discriminators.
         disc_lr: Adam learning rate of the discriminators.
         eval_scales: test-time scales (e.g. [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]); probabilities are averaged.
@@ -60,6 +65,7 @@ class Distill3DModule(SegmentationModule):
         paired: bool = True,
         norm: str = "dn",
         shared_discriminator: bool = False,
+        depth_ckpt: str | None = None,
         feat_channels: int = 96,
         bins: tuple[int, ...] = (1, 2, 3, 6),
         decoder_channels: int = 512,
@@ -88,7 +94,7 @@ class Distill3DModule(SegmentationModule):
         self.required_keys = ("image", "label")
         if mode == "distill" and paired:
             self.required_keys += ("feat3d", "feat3d_mask")
-        if mode in ("multitask", "cascade"):
+        if mode == "multitask":
             self.required_keys += ("depth",)
         self.discriminators = None
         if self.adversarial:
@@ -104,14 +110,22 @@ class Distill3DModule(SegmentationModule):
                              tuple(hp.bins), hp.decoder_channels, hp.aux)  # fmt: skip
 
     def encoder_parameters(self) -> list[nn.Parameter]:
-        params = list(self.model.encoder.parameters())
-        return params + (list(self.model.depth_net.encoder.parameters()) if self.model.depth_net is not None else [])
+        return list(self.model.encoder.parameters())  # the cascade's depth network is frozen: no group
 
     # ---- cache statistics and bank ----------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         super().setup(stage)
         if stage == "fit":
             self.configure_from_datamodule(self.trainer.datamodule)
+            if self.hparams.mode == "cascade":
+                self.load_depth_net(self.hparams.depth_ckpt)
+
+    def load_depth_net(self, path: str | None) -> None:
+        """Cascade: the frozen depth network's weights from the depth stage's checkpoint."""
+        if not path:
+            raise DataFileError("Distill3DModule(mode='cascade') needs depth_ckpt: train the depth stage first "
+                                "(configs/experiments/distill3d_cascade_depth_*.yaml)")  # fmt: skip
+        load_depth_net(self.model.depth_net, path, self.hparams.encoder_name)
 
     def configure_from_datamodule(self, datamodule) -> None:
         """DN1's target statistics (and the unpaired bank) from the DataModule's feature cache."""
@@ -172,14 +186,14 @@ class Distill3DModule(SegmentationModule):
             terms["aux"] = hp.aux_weight * self.cross_entropy(to_image(out["aux"], size, stride), batch["label"])
         if hp.mode == "distill" and hp.paired:
             terms["distill"] = hp.distill_weight * self.distill_loss(out["sim3d"], batch)
-        if hp.mode in ("multitask", "cascade"):
-            depth = out["depth"] if hp.mode == "cascade" else to_image(out["depth"], size, stride)
+        if hp.mode == "multitask":
+            depth = to_image(out["depth"], size, stride)
             terms["depth"] = hp.depth_weight * l1_depth(depth, batch["depth"], batch.get("depth_valid"))
         return terms
 
     def distill_loss(self, sim3d: torch.Tensor, batch: dict) -> torch.Tensor:
         """L_p = Σ_i ||f_3D,i − f_3D_sim,i||² over covered cells, divided by their number (losses.masked_l2)."""
-        target, mask = batch["feat3d"], batch["feat3d_mask"]
+        target, mask = batch["feat3d"].detach(), batch["feat3d_mask"]  # the frozen teacher's features
         if target.shape[-2:] != sim3d.shape[-2:]:  # a cache of another stride than the student's
             target = F.interpolate(target, size=sim3d.shape[-2:], mode="nearest")
             mask = F.interpolate(mask.float(), size=sim3d.shape[-2:], mode="nearest") > 0.5
@@ -190,19 +204,27 @@ class Distill3DModule(SegmentationModule):
 
     # ---- unpaired: alternating 2D network / discriminator steps ----------------------------------------------
     def sample_fake(self, sim3d: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Simulated features of up to ``adv_samples`` cells whose class has bank features: (n, C), (n,)."""
+        """Simulated features of up to ``adv_samples`` cells whose class has bank features: (n, C), (n,).
+
+        Shared discriminator: any cell, labelled or not (the category returned is unused).
+        """
         s = self.model.stride
         B, C, h, w = sim3d.shape
         lab = F.pad(label, (0, w * s - label.shape[-1], 0, h * s - label.shape[-2]), value=self.ignore_index)
         lab = lab[:, s // 2 :: s, s // 2 :: s].reshape(-1)  # (B*h*w,) label at each cell centre
-        valid = lab != self.ignore_index
-        valid[valid.clone()] = self.bank_count[lab[valid]] > 0
+        if self.hparams.shared_discriminator:
+            valid = torch.ones_like(lab, dtype=torch.bool)
+        else:
+            valid = lab != self.ignore_index
+            valid[valid.clone()] = self.bank_count[lab[valid]] > 0
         rows = torch.nonzero(valid).squeeze(1)
         rows = rows[torch.randperm(rows.numel(), device=rows.device)[: self.hparams.adv_samples]]
         return sim3d.permute(0, 2, 3, 1).reshape(-1, C)[rows], lab[rows]
 
     def sample_real(self, category: torch.Tensor) -> torch.Tensor:
-        """One bank feature of each requested category: (n, C)."""
+        """One bank feature of each requested category: (n, C); shared discriminator: n uniform bank rows."""
+        if self.hparams.shared_discriminator:
+            return self.bank[torch.randint(self.bank.shape[0], category.shape, device=category.device)]
         count = self.bank_count[category]
         offset = (torch.rand(category.shape, device=category.device) * count).long().clamp_max(count - 1)
         return self.bank[self.bank_start[category] + offset]

@@ -3,10 +3,12 @@
 ``mode`` selects the row of the paper's comparison:
 
 - ``baseline``: PSPNet; f_2D (the 3x3 bottleneck after pyramid pooling) -> classifier.
-- ``distill``: f_2D -> Conv1 -> DN1 -> Conv2 = f_3D_sim (Fig. 2); DN2 moves f_3D_sim to f_2D's distribution,
-  then Conv3; classifier on concat(f_2D, Conv3(DN2(f_3D_sim))). Each "Conv" is a 3x3 then a 1x1 convolution.
+- ``distill``: f_2D -> Conv1 -> DN1 -> Conv2 = f_3D_sim (Fig. 2); Conv3 maps f_3D_sim to f_2D's width and DN2 moves
+  it to f_2D's channel-wise distribution; classifier on concat(f_2D, DN2(Conv3(f_3D_sim))). Each "Conv" is a 3x3
+  then a 1x1 convolution.
 - ``multitask``: the same branch, supervised by depth through a 1x1 depth head instead of by 3D features.
-- ``cascade``: a depth network predicts depth from RGB; PSPNet reads RGB + predicted depth (4 channels).
+- ``cascade``: a depth network, trained first and frozen (methods/cascade_depth.py), predicts depth from RGB; PSPNet
+  reads RGB + predicted depth (4 channels).
 """
 
 import torch
@@ -28,26 +30,34 @@ def conv3_conv1(cin: int, cout: int) -> nn.Sequential:
 
 
 class DistributionNorm(nn.Module):
-    """Distribution normalisation (Table 1, DN): ``y = (σ_t + Δσ) (x − μ_B) / σ_B + (μ_t + Δμ)``.
+    """Dimension normalisation (Table 1, DN; Sec. 3.2): ``y = Δσ ⊙ (σ̄ ⊙ (x − μ) / σ + μ̄) + Δμ``.
 
-    ``x`` is normalised with batch statistics (running statistics at inference, as BN) and moved to a target
-    distribution (μ_t, σ_t) plus learnable offsets (Δμ, Δσ). DN1 targets the teacher's global 3D statistics, set
-    once from the feature cache (:meth:`set_target`, saved as buffers). DN2 (``track_target``) targets the mean and
-    std of a reference feature (f_2D, over all its channels: it has another width than x): per batch while training,
-    their running average at inference. The reference statistics are detached: they are where to go, not something
-    to optimise.
+    ``μ, σ`` are channel-wise batch statistics of ``x`` while training and their running averages at inference (as
+    BN); ``μ̄, σ̄`` are channel-wise target statistics; ``Δσ`` (init 1) and ``Δμ`` (init 0) are learnable per channel.
+    DN1 (``track_target=False``) targets the teacher's global 3D feature statistics, precomputed over all teacher
+    point features and set once from the feature cache (:meth:`set_target`). DN2 (``track_target=True``) targets the
+    channel-wise statistics of f_2D, a running estimate over the training batches seen so far (the first batch sets
+    it): a batch is normalised with the estimate from the batches before it, never with its own f_2D statistics.
+    Target statistics are buffers (saved in checkpoints) and never receive gradient.
+
+    Args:
+        channels: C of ``x`` (and of the target statistics).
+        momentum: running-average factor of the batch statistics and of DN2's target.
+        eps: added to the variance.
+        track_target: DN2 (running target from a reference feature) instead of DN1 (a fixed, set target).
 
     Shape:
-        x (B, C, H, W), reference (B, C', H', W') -> (B, C, H, W).
+        x (B, C, H, W), reference (B, C, H', W') -> (B, C, H, W).
     """
 
     def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5, track_target: bool = False):
         super().__init__()
-        self.norm = nn.BatchNorm2d(channels, eps=eps, momentum=momentum, affine=False)
-        self.register_buffer("target_mean", torch.zeros(channels))
-        self.register_buffer("target_std", torch.ones(channels))
-        self.delta_mean = nn.Parameter(torch.zeros(channels))
-        self.delta_std = nn.Parameter(torch.zeros(channels))
+        self.norm = nn.BatchNorm2d(channels, eps=eps, momentum=momentum, affine=False)  # (x − μ) / σ, channel-wise
+        self.register_buffer("target_mean", torch.zeros(channels))  # μ̄
+        self.register_buffer("target_std", torch.ones(channels))  # σ̄
+        self.register_buffer("target_seen", torch.zeros((), dtype=torch.bool))  # DN2: estimate initialised
+        self.delta_std = nn.Parameter(torch.ones(channels))  # Δσ
+        self.delta_mean = nn.Parameter(torch.zeros(channels))  # Δμ
         self.track_target = track_target
         self.momentum = momentum
 
@@ -55,20 +65,35 @@ class DistributionNorm(nn.Module):
     def set_target(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.target_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.target_std.copy_(torch.as_tensor(std, dtype=torch.float32))
+        self.target_seen.fill_(True)
+
+    @torch.no_grad()
+    def _track(self, reference: torch.Tensor) -> None:
+        """DN2: fold the reference's channel-wise statistics into the running target (after it was used)."""
+        if reference.shape[1] != self.target_mean.numel():
+            raise ValueError(f"DistributionNorm: reference has {reference.shape[1]} channels, expected "
+                             f"{self.target_mean.numel()}")  # fmt: skip
+        ref = reference.detach().float().transpose(0, 1).flatten(1)  # (C, B*H'*W'), float32 under autocast
+        mean, std = ref.mean(1), ref.std(1)  # (C,)
+        if not bool(self.target_seen):
+            self.set_target(mean, std)
+            return
+        self.target_mean.lerp_(mean, self.momentum)
+        self.target_std.lerp_(std, self.momentum)
 
     def forward(self, x: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
-        mean, std = self.target_mean, self.target_std
-        if self.track_target and self.training:
-            if reference is None:
-                raise ValueError("DistributionNorm(track_target=True) needs the reference feature while training")
-            ref = reference.detach().float()  # statistics in float32 also under mixed precision
-            mean, std = ref.mean().expand_as(mean), ref.std().expand_as(std)  # (C,)
-            with torch.no_grad():
-                self.target_mean.lerp_(mean, self.momentum)
-                self.target_std.lerp_(std, self.momentum)
-        scale = (std + self.delta_std).view(1, -1, 1, 1)
-        shift = (mean + self.delta_mean).view(1, -1, 1, 1)
-        return self.norm(x) * scale + shift
+        update = self.track_target and self.training
+        if update and reference is None:
+            raise ValueError("DistributionNorm(track_target=True) needs the reference feature while training")
+        if update and not bool(self.target_seen):
+            self._track(reference)  # the very first batch: no earlier estimate exists
+            update = False
+        mean, std = self.target_mean.view(1, -1, 1, 1), self.target_std.view(1, -1, 1, 1)
+        y = std * self.norm(x) + mean  # Table 1, DN: σ̄ ⊙ (x − μ) / σ + μ̄
+        y = self.delta_std.view(1, -1, 1, 1) * y + self.delta_mean.view(1, -1, 1, 1)  # Δσ ⊙ (...) + Δμ
+        if update:
+            self._track(reference)
+        return y
 
 
 class PyramidPooling(nn.Module):
@@ -94,14 +119,23 @@ class PyramidPooling(nn.Module):
 class DepthNet(nn.Module):
     """Monocular depth for the Cascade row: encoder (output stride 8) + 3x3/1x1 head, softplus metres.
 
+    Trained on its own first (:class:`~indoor_parsing.methods.cascade_depth.CascadeDepthModule`), then frozen inside
+    :class:`PSPNetStudent` (``frozen=True``: no parameter needs a gradient, BN stays in inference mode).
+
     Shape:
         (B, 3, H, W) with H, W multiples of 8 -> (B, 1, H, W).
     """
 
-    def __init__(self, encoder_name: str, encoder_weights: str | None, channels: int = 128):
+    def __init__(self, encoder_name: str, encoder_weights: str | None, channels: int = 128, frozen: bool = False):
         super().__init__()
         self.encoder = Encoder(encoder_name, encoder_weights, output_stride=8)
         self.head = nn.Sequential(conv_bn_relu(self.encoder.out_channels[-1], channels), nn.Conv2d(channels, 1, 1))
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> "DepthNet":
+        return super().train(mode and not self.frozen)  # a frozen net keeps its BN running statistics
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         depth = F.softplus(self.head(self.encoder(image)[-1]))  # (B, 1, H/8, W/8)
@@ -117,7 +151,7 @@ class PSPNetStudent(nn.Module):
         encoder_weights: ``imagenet`` or None.
         mode: one of :data:`MODES`.
         feat_channels: C3, the teacher's feature channels (96 in the paper).
-        norm: ``dn`` (distribution normalisation) or ``bn`` (plain BatchNorm; Table 7's ablation).
+        norm: ``dn`` (dimension normalisation, Table 1) or ``bn`` (plain BatchNorm; Table 7's ablation).
         bins: pyramid pooling bins.
         decoder_channels: channels of f_2D.
         aux: auxiliary head on the stage-4 features (PSPNet's deep supervision).
@@ -127,7 +161,7 @@ class PSPNetStudent(nn.Module):
     Shape:
         image (B, 3, H, W) -> dict with ``logits`` (B, K, h, w), h = ceil(H / 8); ``f2d`` (B, decoder_channels, h, w);
         ``aux`` (B, K, h, w) while training; ``sim3d`` (B, C3, h, w) in distill / multitask; ``depth``
-        (B, 1, h, w) in multitask, (B, 1, H, W) in cascade.
+        (B, 1, h, w) in multitask, (B, 1, H, W) in cascade (the frozen depth network's prediction, no gradient).
     """
 
     stride = 8
@@ -143,7 +177,7 @@ class PSPNetStudent(nn.Module):
             raise ValueError(f"PSPNetStudent: norm must be 'dn' or 'bn', got {norm!r}")
         self.mode, self.norm_kind = mode, norm
         self.cascade_depth_scale = cascade_depth_scale
-        self.depth_net = DepthNet(encoder_name, encoder_weights) if mode == "cascade" else None
+        self.depth_net = DepthNet(encoder_name, encoder_weights, frozen=True) if mode == "cascade" else None
         in_ch = 4 if mode == "cascade" else 3
         self.encoder = Encoder(encoder_name, encoder_weights, in_channels=in_ch, output_stride=self.stride)
         c4, c5 = self.encoder.out_channels[-2:]
@@ -154,8 +188,8 @@ class PSPNetStudent(nn.Module):
             self.conv1 = conv3_conv1(decoder_channels, feat_channels)
             self.norm1 = self._norm(feat_channels, track_target=False)
             self.conv2 = conv3_conv1(feat_channels, feat_channels)  # -> f_3D_sim
-            self.norm2 = self._norm(feat_channels, track_target=True)
             self.conv3 = conv3_conv1(feat_channels, decoder_channels)
+            self.norm2 = self._norm(decoder_channels, track_target=True)  # f_2D's channel-wise statistics
             self.depth_head = nn.Conv2d(feat_channels, 1, 1) if mode == "multitask" else None
             cls_in = 2 * decoder_channels
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(cls_in, num_classes, 1))
@@ -182,7 +216,8 @@ class PSPNetStudent(nn.Module):
         x, (H, W) = pad_to_multiple(image, self.stride)
         out = {}
         if self.depth_net is not None:
-            depth = self.depth_net(x)  # (B, 1, H8, W8), H8 = 8 ceil(H / 8)
+            with torch.no_grad():  # the frozen, pretrained depth network (the paper's cascade)
+                depth = self.depth_net(x)  # (B, 1, H8, W8), H8 = 8 ceil(H / 8)
             out["depth"] = depth[..., :H, :W]
             x = torch.cat([x, depth / self.cascade_depth_scale], 1)  # (B, 4, H8, W8)
         feats = self.encoder(x)
@@ -190,8 +225,8 @@ class PSPNetStudent(nn.Module):
         out["f2d"] = f2d
         head_in = f2d
         if self.mode in ("distill", "multitask"):
-            sim3d = self.conv2(self._apply_norm(self.norm1, self.conv1(f2d)))  # DN1 -> f_3D_sim (B, C3, h, w)
-            back = self.conv3(self._apply_norm(self.norm2, sim3d, reference=f2d))  # DN2 -> (B, D, h, w)
+            sim3d = self.conv2(self._apply_norm(self.norm1, self.conv1(f2d)))  # Sec. 3.2 DN1 -> f_3D_sim (B, C3, h, w)
+            back = self._apply_norm(self.norm2, self.conv3(sim3d), reference=f2d)  # Sec. 3.2 DN2 -> (B, D, h, w)
             out["sim3d"] = sim3d
             head_in = torch.cat([f2d, back], 1)  # (B, 2D, h, w)
             if self.depth_head is not None:

@@ -1,0 +1,108 @@
+"""CascadeDepthModule: the first stage of the Cascade baseline of 3D-to-2D Distillation (Liu, Qi, Fu, CVPR 2021).
+
+The paper's Cascade row feeds the depth predicted by a pretrained depth estimator into the segmentation network.
+Here the estimator (models/pspnet.py ``DepthNet``) is trained first, on its own, on the same training frames (L1 on
+the sensor depth); the second stage (``Distill3DModule(mode="cascade", depth_ckpt=...)``) loads it and keeps it
+frozen. Validation and test report depth metrics (``val/depth_rmse``, ``val/depth_abs_rel``, ``val/depth_delta1``).
+"""
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.depth_metrics import DepthMetrics
+from indoor_parsing.io import DataFileError
+from indoor_parsing.losses import l1_depth
+from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.models.encoders import pad_to_multiple
+from indoor_parsing.models.pspnet import DepthNet
+
+
+class CascadeDepthModule(SegmentationModule):
+    """Trains the Cascade row's monocular depth network (stage 1 of 2).
+
+    Args:
+        num_classes, class_names: linked from the DataModule by the CLI (unused: no segmentation here).
+        encoder_name, encoder_weights: the depth network's encoder; stage 2 must use the same ``encoder_name``.
+        optimizer, scheduler, scheduler_interval, encoder_lr_mult: as :class:`SegmentationModule`.
+    """
+
+    required_keys = ("image", "depth")
+
+    def __init__(
+        self,
+        num_classes: int = 20,
+        class_names: list[str] | None = None,
+        encoder_name: str = "resnet50",
+        encoder_weights: str | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        scheduler: LRSchedulerCallable | None = None,
+        scheduler_interval: str = "step",
+        encoder_lr_mult: float = 1.0,
+    ):
+        super().__init__(num_classes=num_classes, class_names=class_names, arch="DepthNet", encoder_name=encoder_name,
+                         encoder_weights=encoder_weights, optimizer=optimizer, scheduler=scheduler,
+                         scheduler_interval=scheduler_interval, encoder_lr_mult=encoder_lr_mult)  # fmt: skip
+        self.depth_metrics = nn.ModuleDict({s: DepthMetrics() for s in STAGES})
+
+    def build_model(self) -> DepthNet:
+        return DepthNet(self.hparams.encoder_name, self.hparams.encoder_weights)
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        return list(self.model.encoder.parameters())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """RGB (B, 3, H, W) -> depth (B, 1, H, W) in metres."""
+        x, (H, W) = pad_to_multiple(image, 8)
+        return self.model(x)[..., :H, :W]
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {"depth": l1_depth(self(batch["image"]), batch["depth"], batch.get("depth_valid"))}
+
+    def setup(self, stage: str) -> None:
+        pass  # no class weights: no segmentation loss
+
+    def _eval_step(self, batch: dict, stage: str) -> None:
+        if not self._validated:
+            validate_batch(batch, self.required_keys)
+        self.depth_metrics[stage].update(self(batch["image"]), batch["depth"])
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        result = self.depth_metrics[stage].compute()
+        self.depth_metrics[stage].reset()
+        self.log_dict({f"{stage}/depth_{k}": v.float() for k, v in result.items()}, prog_bar=True)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        return {"depth": self(batch["image"]), "meta": batch["meta"]}
+
+
+def load_depth_net(depth_net: DepthNet, path: str | Path, encoder_name: str) -> None:
+    """Copy the depth network of a :class:`CascadeDepthModule` checkpoint into ``depth_net`` (the frozen stage 2)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataFileError(f"{path}: depth checkpoint not found; fit a distill3d_cascade_depth_* config first")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    hp = ckpt.get("hyper_parameters", {})
+    if hp.get("arch") != "DepthNet" or "state_dict" not in ckpt:
+        raise DataFileError(f"{path}: not a CascadeDepthModule checkpoint")
+    if hp.get("encoder_name") != encoder_name:
+        raise DataFileError(f"{path}: depth network encoder {hp.get('encoder_name')!r}, the cascade's is "
+                            f"{encoder_name!r}")  # fmt: skip
+    state = {k[len("model.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    depth_net.load_state_dict(state)
+    depth_net.requires_grad_(False)
+
+
+def build_smoke_depth_checkpoint(config: dict, out_dir: str | Path) -> str | None:
+    """For config smoke tests: an untrained depth stage's checkpoint for a cascade config (None for other configs)."""
+    args = (config.get("model") or {}).get("init_args") or {}
+    if args.get("mode") != "cascade" or not args.get("depth_ckpt"):
+        return None
+    module = CascadeDepthModule(encoder_name=args.get("encoder_name", "resnet50"), encoder_weights=None)
+    path = Path(out_dir) / "depth_stage.ckpt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    return str(path)
