@@ -57,7 +57,10 @@ def test_dn2_targets_running_channelwise_f2d_statistics_not_the_batch():
     y1 = dn2(torch.randn(8, 4, 5, 5), reference=ref1)  # the first batch initialises the estimate
     torch.testing.assert_close(channel_stats(y1)[0], mean1, atol=1e-4, rtol=0)  # channel-wise, not one scalar
     torch.testing.assert_close(channel_stats(y1)[1], std1, atol=1e-3, rtol=0)
-    y2 = dn2(torch.randn(8, 4, 5, 5), reference=ref2)
+    x2 = torch.randn(8, 4, 5, 5, requires_grad=True)
+    y2 = dn2(x2, reference=ref2)
+    y2.square().sum().backward()  # the running update after the forward leaves the graph intact
+    assert x2.grad.abs().sum() > 0
     torch.testing.assert_close(channel_stats(y2)[0], mean1, atol=1e-4, rtol=0)  # the running estimate, not ref2's
     torch.testing.assert_close(dn2.target_mean, 0.9 * mean1 + 0.1 * ref2.mean((0, 2, 3)), atol=1e-4, rtol=0)
     dn2.eval()

@@ -88,7 +88,8 @@ class DistributionNorm(nn.Module):
         if update and not bool(self.target_seen):
             self._track(reference)  # the very first batch: no earlier estimate exists
             update = False
-        mean, std = self.target_mean.view(1, -1, 1, 1), self.target_std.view(1, -1, 1, 1)
+        # copies: the in-place DN2 update below must not change what backward saved
+        mean, std = self.target_mean.clone().view(1, -1, 1, 1), self.target_std.clone().view(1, -1, 1, 1)
         y = std * self.norm(x) + mean  # Table 1, DN: σ̄ ⊙ (x − μ) / σ + μ̄
         y = self.delta_std.view(1, -1, 1, 1) * y + self.delta_mean.view(1, -1, 1, 1)  # Δσ ⊙ (...) + Δμ
         if update:
