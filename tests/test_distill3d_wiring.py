@@ -4,6 +4,8 @@ Each test fails when one piece is cut: a DN bypassed or fed batch statistics, a 
 teacher features or the cascade's depth network receiving gradient, class-matched sampling in the shared-D baseline.
 """
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -223,7 +225,8 @@ def _depth_stage_checkpoint(tmp_path) -> tuple[CascadeDepthModule, str]:
 def test_cascade_reads_the_frozen_depth_stage(tmp_path):
     stage1, path = _depth_stage_checkpoint(tmp_path)
     module = Distill3DModule(num_classes=5, mode="cascade", depth_ckpt=path, **TINY)
-    module.load_depth_net(path)
+    module.trainer = SimpleNamespace(datamodule=None)  # fit setup loads the depth stage named by depth_ckpt
+    module.setup("fit")
     module.train()
     batch = make_batch(2, 32, 48, K=5)
     net = module.model.depth_net
