@@ -6,9 +6,9 @@ import torch
 
 from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.synthrooms.generate import generate_synthrooms
-from indoor_parsing.distill.cache import Distill3DDataModule, FeatureCache, resample_grid
 from indoor_parsing.data.taxonomy import class_set
 from indoor_parsing.distill.audit import label_mismatch
+from indoor_parsing.distill.cache import Distill3DDataModule, FeatureCache, resample_grid
 from indoor_parsing.distill.extract import build_bank_cache, build_test_cache, extract_features
 from indoor_parsing.io import DataFileError, load_label
 from indoor_parsing.methods.distill3d import Distill3DModule
@@ -156,8 +156,9 @@ def test_modes_forward_backward_and_odd_sizes(mode):
     batch = make_batch(2, 32, 48, K=5)
     batch["feat3d"], batch["feat3d_mask"] = torch.randn(2, 8, 4, 6), torch.rand(2, 1, 4, 6) > 0.3
     terms = check_forward_backward(module, batch)
+    # cascade: CE + aux only, its depth network is a frozen earlier stage (test_distill3d_wiring.py)
     expected = {"distill": {"ce", "aux", "distill"}, "baseline": {"ce", "aux"}, "multitask": {"ce", "aux", "depth"},
-                "cascade": {"ce", "aux"}}[mode]  # fmt: skip (cascade: the frozen depth stage, test_distill3d_wiring)
+                "cascade": {"ce", "aux"}}[mode]  # fmt: skip
     assert set(terms) == expected
     check_odd_sizes(module, 5, sizes=((37, 53), (29, 45)))
 

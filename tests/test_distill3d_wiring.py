@@ -32,8 +32,8 @@ def test_dn_is_table1_with_channelwise_batch_statistics_and_learnable_deltas():
     torch.testing.assert_close(dn.delta_mean.detach(), torch.zeros(3))  # Δμ init 0
     mu_t, sigma_t = torch.tensor([1.0, -2.0, 5.0]), torch.tensor([0.5, 2.0, 3.0])
     dn.set_target(mu_t, sigma_t)
-    x = torch.randn(16, 3, 4, 4) * torch.tensor([7.0, 0.1, 2.0]).view(1, 3, 1, 1) + torch.tensor([3.0, -9, 0])[:, None,
-                                                                                                             None]
+    scale, shift = torch.tensor([7.0, 0.1, 2.0]).view(1, 3, 1, 1), torch.tensor([3.0, -9.0, 0.0]).view(1, 3, 1, 1)
+    x = torch.randn(16, 3, 4, 4) * scale + shift  # channels of very different statistics
     with torch.no_grad():
         dn.delta_std.copy_(torch.tensor([2.0, 1.0, 0.5]))
         dn.delta_mean.copy_(torch.tensor([0.5, 0.0, -1.0]))
