@@ -264,3 +264,12 @@ def test_bank_only_cache_feeds_unpaired_training(tmp_path):
     cache.manifest["bank"] = None  # a cache extracted with --bank-per-class 0
     with pytest.raises(DataFileError, match="no feature bank"):
         cache.bank()
+
+
+def test_cache_of_the_old_nearest_in_cell_sampling_is_refused(tmp_path):
+    from indoor_parsing.io import read_json, write_json
+
+    root = build_bank_cache(tmp_path / "bank", "synthrooms", channels=8, per_class=2)
+    write_json(root / "manifest.json", {**read_json(root / "manifest.json"), "version": 1})
+    with pytest.raises(DataFileError, match="re-run `indoor-parsing extract-features`"):
+        FeatureCache(root)

@@ -55,8 +55,12 @@ class FeatureCache:
         if not path.is_file():
             raise DataFileError(f"{path}: no feature cache here; run `indoor-parsing extract-features` first")
         self.manifest = read_json(path)
-        if self.manifest.get("format") != CACHE_FORMAT or self.manifest.get("version") != CACHE_VERSION:
-            raise DataFileError(f"{path}: not a {CACHE_FORMAT} v{CACHE_VERSION} manifest")
+        if self.manifest.get("format") != CACHE_FORMAT:
+            raise DataFileError(f"{path}: not a {CACHE_FORMAT} manifest")
+        if self.manifest.get("version") != CACHE_VERSION:
+            raise DataFileError(f"{path}: cache version {self.manifest.get('version')}, this code reads version "
+                                f"{CACHE_VERSION} (cells sampled at their sample pixel); delete the folder and re-run "
+                                "`indoor-parsing extract-features`")  # fmt: skip
         for key in ("stride", "channels", "mean", "std"):
             if key not in self.manifest:
                 raise DataFileError(f"{path}: manifest lacks {key!r} (interrupted extraction? re-run it)")
