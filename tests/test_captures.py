@@ -216,3 +216,39 @@ def test_capture_datamodule_serves_every_recording(real, tmp_path):
     report = dm.labelling_report()
     assert set(report["recordings"]) == {"rec_a", "rec_b"}
     assert json.loads((tmp_path / "room" / "manifest.json").read_text())["num_frames"] == 6
+
+
+def _run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    from indoor_parsing.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_index_capture_names_skipped_frames(real, tmp_path, capsys):
+    cap = write_scannet_export(tmp_path / "scan", real, padded=False)
+    (cap / "depth" / "2.png").unlink()
+    (cap / "pose" / "4.txt").write_text("-inf " * 16)
+    code, err = _run_cli(["index-capture", str(cap)], capsys)
+    assert code == 0 and "scan: 5 frames" in err
+    assert f"1 skipped:\n      2: no depth file for 2.jpg in {cap / 'depth'}" in err
+    assert f"1 indexed without a pose (not used for adaptation):\n      4: non-finite pose in {cap / 'pose' / '4.txt'}" in err
+
+
+def test_capture_and_prepare_errors_are_one_line(real, tmp_path, capsys):
+    bad_pose = write_scannet_export(tmp_path / "bad_pose", real[:3], padded=False)
+    np.savetxt(bad_pose / "pose" / "1.txt", np.diag([2.0, 2.0, 2.0, 1.0]))
+    tum = write_tum(tmp_path / "no_camera_name", room_frames(K_SMALL, (128, 96), n=2))
+    cases = [
+        (["index-capture", str(tmp_path / "missing")], f"{tmp_path / 'missing'}: capture not found"),
+        (["index-capture", str(bad_pose)], f"{bad_pose / 'pose' / '1.txt'}: not a rigid pose"),
+        (["index-capture", str(tum)], f"{tum}: which TUM camera recorded this?"),
+        (["index-capture", str(tum), "--camera", "fr1", "--format", "7scenes"], f"{tum}: no frame-NNNNNN.color.png"),
+        (["prepare", "scannet-export", "--src", str(tmp_path / "x.sens"), "--dst", str(tmp_path / "o")],
+         f"{tmp_path / 'x.sens'}: no .sens files found"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        code, err = _run_cli(argv, capsys)
+        assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, (argv, err)
+        assert "Traceback" not in err
