@@ -9,8 +9,8 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from indoor_parsing.data.taxonomy import colorize
 from indoor_parsing.data.captures.report import summary as report_summary
+from indoor_parsing.data.taxonomy import colorize
 from indoor_parsing.io import save_image, write_json, write_text
 from indoor_parsing.metrics import format_table, to_csv_rows
 

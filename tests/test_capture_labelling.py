@@ -51,6 +51,8 @@ def test_every_recording_is_adapted_on_and_labelled(tmp_path):
     assert conf.shape == (48, 64) and conf.dtype == np.uint8 and conf.min() >= 255 // dm.num_classes
     report = json.loads((out / "labelling_report.json").read_text())
     assert report["labelled"] == {"flat/hall": 3, "flat/kitchen": 4}
-    assert report["adaptation"]["hall"]["no_neighbour"] == ["2"] and report["adaptation"]["kitchen"]["no_neighbour"] == []
+    assert (
+        report["adaptation"]["hall"]["no_neighbour"] == ["2"] and report["adaptation"]["kitchen"]["no_neighbour"] == []
+    )
     assert 0.5 < report["adaptation"]["kitchen"]["coverage"] <= 1.0
     assert report["adaptation"]["hall"]["coverage"] < report["adaptation"]["kitchen"]["coverage"]

@@ -59,8 +59,8 @@ def test_real_hololens_folder_as_is(realdata, real, tmp_path):
     probe = manifest["recordings"]["hololens_dvmvs_000"]["pose_probe"]
     assert probe["verdict"] == "ok" and probe["given"] > 2 * probe["inverse"]
     with pytest.raises(PoseConventionError, match="pass --pose-convention camera-to-world"):
-        index_capture(seq, layout=tmp_path / "inv",
-                      options=CaptureOptions(poses="poses_selected.txt", pose_convention="world-to-camera"))  # fmt: skip
+        inverse = CaptureOptions(poses="poses_selected.txt", pose_convention="world-to-camera")
+        index_capture(seq, layout=tmp_path / "inv", options=inverse)
     with pytest.raises(DataFileError, match="373 unnamed pose lines for 6 colour frames"):
         index_capture(seq, layout=tmp_path / "all", options=CaptureOptions(poses="poses_all.txt"))
 
@@ -135,7 +135,9 @@ def test_tum_association_metres_quaternions_and_freiburg_intrinsics(tmp_path):
     manifest, got = _layout(root)
     rec = manifest["recordings"]["rgbd_dataset_freiburg1_xyz"]
     t2 = f"{1305031102.0 + 2 / 30:.6f}"
-    assert [i["frame"] for i in rec["skipped"]] == [t2] and "no depth image within 0.02 s" in rec["skipped"][0]["reason"]
+    assert [i["frame"] for i in rec["skipped"]] == [t2] and "no depth image within 0.02 s" in rec["skipped"][0][
+        "reason"
+    ]
     assert [f.extra["name"] for f in got] == [f"{1305031102.0 + n / 30:.6f}" for n in (0, 1, 3)]
     np.testing.assert_allclose(got[0].K, K)
     d = _depth(root, got[2])
@@ -233,7 +235,10 @@ def test_index_capture_names_skipped_frames(real, tmp_path, capsys):
     code, err = _run_cli(["index-capture", str(cap)], capsys)
     assert code == 0 and "scan: 5 frames" in err
     assert f"1 skipped:\n      2: no depth file for 2.jpg in {cap / 'depth'}" in err
-    assert f"1 indexed without a pose (not used for adaptation):\n      4: non-finite pose in {cap / 'pose' / '4.txt'}" in err
+    assert (
+        f"1 indexed without a pose (not used for adaptation):\n      4: non-finite pose in {cap / 'pose' / '4.txt'}"
+        in err
+    )
 
 
 def test_capture_and_prepare_errors_are_one_line(real, tmp_path, capsys):

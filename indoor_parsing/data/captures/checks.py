@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from indoor_parsing.data.captures.base import PoseConventionError, RegistrationError, Recording
+from indoor_parsing.data.captures.base import PoseConventionError, Recording, RegistrationError
 from indoor_parsing.data.captures.poses import to_camera_to_world
 from indoor_parsing.data.prepare import scale_intrinsics
 from indoor_parsing.geometry import view_overlap
@@ -50,8 +50,10 @@ def registration(rec: Recording, colour_size: tuple[int, int], depth_size: tuple
     where = f"{rec.source} ({rec.intrinsics_source})"
     if rec.K_colour is None:  # only the depth camera is known: the colour is registered to it
         if not _same_aspect(colour_size, depth_size):
-            raise RegistrationError(f"{where}: colour {Wc}x{Hc} and depth {Wd}x{Hd} differ in aspect ratio and "
-                                    "only depth intrinsics are given; the colour cannot be registered to the depth")  # fmt: skip
+            raise RegistrationError(
+                f"{where}: colour {Wc}x{Hc} and depth {Wd}x{Hd} differ in aspect ratio and only depth intrinsics are "
+                "given; the colour cannot be registered to the depth"
+            )
         return Registration(depth_size, rec.K_depth, colour_size != depth_size, None)
     scaled = scale_intrinsics(rec.K_colour, Wd / Wc, Hd / Hc) if _same_aspect(colour_size, depth_size) else None
     if rec.K_depth is None or (scaled is not None and _intrinsics_agree(scaled, rec.K_depth, depth_size)):

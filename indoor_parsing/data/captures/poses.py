@@ -61,7 +61,9 @@ def pose_from_numbers(values: np.ndarray, where: str) -> np.ndarray:
         return np.vstack([values.reshape(3, 4), [0, 0, 0, 1]]).astype(np.float64)
     if values.size == 7:
         return quaternion_pose(values[:3], values[3:], where)
-    raise DataFileError(f"{where}: a pose needs 16 (4x4), 12 (3x4) or 7 (tx ty tz qx qy qz qw) numbers, got {values.size}")
+    raise DataFileError(
+        f"{where}: a pose needs 16 (4x4), 12 (3x4) or 7 (tx ty tz qx qy qz qw) numbers, got {values.size}"
+    )
 
 
 def quaternion_pose(t: np.ndarray, q_xyzw: np.ndarray, where: str) -> np.ndarray:

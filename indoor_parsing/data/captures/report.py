@@ -43,8 +43,9 @@ def neighbour_report(dm) -> dict:
         out[name] = {
             "frames": len(frames),
             "coverage": round(float(np.mean(coverage)), 4) if coverage else 0.0,
-            "no_neighbour": [f.extra.get("name", f"{f.index:06d}") for f, js in zip(frames, candidates, strict=True)
-                             if not js],  # fmt: skip
+            "no_neighbour": [
+                f.extra.get("name", f"{f.index:06d}") for f, js in zip(frames, candidates, strict=True) if not js
+            ],  # fmt: skip
         }
     return out
 
@@ -55,8 +56,9 @@ def summary(report: dict) -> str:
     for name, rec in report.get("adaptation", {}).items():
         none = rec["no_neighbour"]
         shown = ", ".join(none[:8]) + (f" and {len(none) - 8} more" if len(none) > 8 else "")
+        tail = f": {shown}" if none else ""
         lines.append(f"  {name}: {rec['frames']} frames adapted on, consistency loss covers {rec['coverage']:.0%} of "
-                     f"the depth pixels; {len(none)} frames with no valid neighbour{': ' + shown if none else ''}")  # fmt: skip
+                     f"the depth pixels; {len(none)} frames with no valid neighbour{tail}")  # fmt: skip
     for name, n in report.get("labelled", {}).items():
         lines.append(f"  {name}: {n} frames labelled")
     return "\n".join(lines)

@@ -103,4 +103,3 @@ class ScanNetExportCapture(Capture):
             depth=self.options.codec(1000.0), skipped=skipped,
             inputs=[*colour, *depth_files, *pose_files, *sorted((d / "intrinsic").glob("*.txt"))],
         )  # fmt: skip
-
