@@ -130,7 +130,8 @@ def test_tum_association_metres_quaternions_and_freiburg_intrinsics(tmp_path):
     frames = room_frames(K, (640, 480), n=4)
     seq = write_tum(tmp_path / "rgbd_dataset_freiburg1_xyz", frames)
     lines = (seq / "depth.txt").read_text().splitlines()
-    (seq / "depth.txt").write_text("\n".join(lines[:3] + lines[4:]) + "\n")  # frame 2 has no depth stamp
+    late = f"{1305031102.0 + 2 / 30 + 0.025:.6f} {lines[4].split()[1]}"  # 25 ms after frame 2: beyond 20 ms
+    (seq / "depth.txt").write_text("\n".join([*lines[:3], late, *lines[4:]]) + "\n")  # frame 2's own depth is gone
     root = index_capture(seq)
     manifest, got = _layout(root)
     rec = manifest["recordings"]["rgbd_dataset_freiburg1_xyz"]
@@ -257,3 +258,9 @@ def test_capture_and_prepare_errors_are_one_line(real, tmp_path, capsys):
         code, err = _run_cli(argv, capsys)
         assert code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, (argv, err)
         assert "Traceback" not in err
+    stage = ["predict", "--model", "indoor_parsing.methods.base.SegmentationModule", "--model.encoder_name", "resnet18",
+             "--data", "indoor_parsing.data.capture.CaptureDataModule", "--data.root", str(bad_pose),
+             "--data.class_set", "synthrooms", "--trainer.logger", "false"]  # fmt: skip
+    code, err = _run_cli(stage, capsys)  # a Lightning stage indexing a bad capture in setup()
+    assert code == 2 and err.splitlines()[-1].startswith(f"error: {bad_pose / 'pose' / '1.txt'}: not a rigid pose")
+    assert "Traceback" not in err

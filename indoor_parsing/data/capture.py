@@ -35,7 +35,6 @@ from indoor_parsing.data.captures.base import CaptureOptions, Recording, Registr
 from indoor_parsing.data.captures.checks import probe_convention, raise_or_note, registration, reproject_depth
 from indoor_parsing.data.layout import MANIFEST, Frame, write_layout
 from indoor_parsing.data.prepare import resize_image
-from indoor_parsing.errors import exit_cleanly
 from indoor_parsing.io import DataFileError, atomic_path, load_depth, read_json, save_depth, save_image
 
 SPLIT = "capture"
@@ -245,7 +244,11 @@ def summary(manifest: dict, root: Path, limit: int = 10) -> str:
     """What was indexed, and every frame left out or without a pose, by name and reason (the first ``limit``)."""
     lines = [f"{root}: {manifest['num_frames']} frames of {manifest['format']} capture {manifest['capture']}"]
     for name, rec in manifest["recordings"].items():
-        lines.append(f"  {name}: {rec['frames']} frames")
+        probe = rec.get("pose_probe")
+        checked = "" if not probe or not probe["pairs"] else (
+            f"; poses as given align neighbouring depth on {probe['given']:.0%} of the pixels, inverted on "
+            f"{probe['inverse']:.0%}")  # fmt: skip
+        lines.append(f"  {name}: {rec['frames']} frames{checked}")
         for key, what in (("skipped", "skipped"), ("no_pose", "indexed without a pose (not used for adaptation)")):
             items = rec.get(key, [])
             if items:
@@ -258,14 +261,13 @@ def summary(manifest: dict, root: Path, limit: int = 10) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``indoor-parsing index-capture <capture> [options]``: index a capture and say what was found and left out."""
+    """``indoor-parsing index-capture <capture> [options]``: index a capture and say what was found and left out.
+
+    Errors are DataFileErrors; the ``indoor-parsing`` entry point prints them as one line (errors.exit_cleanly).
+    """
     parser = argparse.ArgumentParser(prog="indoor-parsing index-capture", description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-
-    def run() -> int:
-        root = index_capture(args.capture, args.format, args.layout, options_from_args(args))
-        print(summary(read_json(root / MANIFEST), root), file=sys.stderr)
-        return 0
-
-    return exit_cleanly(run)
+    root = index_capture(args.capture, args.format, args.layout, options_from_args(args))
+    print(summary(read_json(root / MANIFEST), root), file=sys.stderr)
+    return 0
