@@ -15,7 +15,7 @@ from indoor_parsing.data.captures.base import (
     PoseConventionError,
     RegistrationError,
 )
-from indoor_parsing.data.captures.checks import reproject_depth
+from indoor_parsing.data.captures.checks import reproject_depth, verdict
 from indoor_parsing.data.captures.sevenscenes import K_COLOUR, K_DEPTH
 from indoor_parsing.data.captures.tum import CAMERAS
 from indoor_parsing.data.layout import read_layout
@@ -264,3 +264,15 @@ def test_capture_and_prepare_errors_are_one_line(real, tmp_path, capsys):
     code, err = _run_cli(stage, capsys)  # a Lightning stage indexing a bad capture in setup()
     assert code == 2 and err.splitlines()[-1].startswith(f"error: {bad_pose / 'pose' / '1.txt'}: not a rigid pose")
     assert "Traceback" not in err
+
+
+def test_probe_verdicts():
+    assert verdict(0.10, 0.60) == "refuse" and verdict(0.40, 0.60) == "warn" and verdict(0.55, 0.60) == "ok"
+    assert verdict(0.60, 0.10) == "ok" and verdict(0.02, 0.03) == "no_overlap" and verdict(0.02, 0.08) == "warn"
+
+
+def test_an_8_bit_depth_png_is_refused(real, tmp_path):
+    cap = write_scannet_export(tmp_path / "scan", real[:3], padded=False)
+    Image.fromarray((real[2]["depth_m"] * 50).astype(np.uint8)).save(cap / "depth" / "2.png")
+    with pytest.raises(DataFileError, match=r"depth/2.png: expected a 16-bit single-channel depth PNG, got mode L"):
+        index_capture(cap)

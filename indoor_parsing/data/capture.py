@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.data.captures import FORMATS, open_capture
-from indoor_parsing.data.captures.base import CaptureOptions, Recording, RegistrationError
+from indoor_parsing.data.captures.base import CaptureOptions, Recording, RegistrationError, check_depth_png
 from indoor_parsing.data.captures.checks import probe_convention, raise_or_note, registration, reproject_depth
 from indoor_parsing.data.layout import MANIFEST, Frame, write_layout
 from indoor_parsing.data.prepare import resize_image
@@ -95,8 +95,7 @@ def _index_recording(rec: Recording, root: Path, scene: str, convention: str) ->
             depth = f"{out.relative_to(root).as_posix()}/depth/{f.name}.png"
             save_depth(root / depth, metres)
         else:
-            if k == 0:
-                f.read_depth_raw()  # the first file's mode is checked (16-bit); the others share its size
+            check_depth_png(f.depth)  # an 8-bit PNG would otherwise be read as millimetres without complaint
             depth = _ref(f.depth, root)
         frames.append(Frame(
             split=SPLIT, scene=scene, sequence=rec.name, index=k, rgb=rgb, height=H, width=W,
@@ -124,8 +123,7 @@ def _probe(rec: Recording, frames: list[Frame], root: Path):
         return None
     s = max(1, posed[0].width // PROBE_WIDTH)
     K = np.diag([1.0 / s, 1.0 / s, 1.0]) @ posed[0].K
-    depths = [np.ascontiguousarray(load_depth(root / f.depth)[::s, ::s], np.float64) for f in posed]
-    return probe_convention(depths, K, [f.T for f in posed])
+    return probe_convention(lambda i: load_depth(root / posed[i].depth)[::s, ::s], K, [f.T for f in posed])
 
 
 def index_capture(capture: str | Path, format: str = "auto", layout: str | Path | None = None,

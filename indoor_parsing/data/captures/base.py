@@ -115,12 +115,25 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DataFileError(f"{path}: cannot decode image ({err})") from err
 
 
-def read_depth_png(path: Path) -> np.ndarray:
-    """(H, W) raw integer depth of a 16-bit single-channel PNG."""
+DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def check_depth_png(path: Path) -> None:
+    """DataFileError unless the file is a 16-bit single-channel image (read from its header)."""
     try:
         with Image.open(path) as im:
-            if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
-                raise DataFileError(f"{path}: expected a 16-bit single-channel depth PNG, got mode {im.mode}")
+            mode = im.mode
+    except OSError as err:
+        raise DataFileError(f"{path}: cannot decode depth image ({err})") from err
+    if mode not in DEPTH_MODES:
+        raise DataFileError(f"{path}: expected a 16-bit single-channel depth PNG, got mode {mode}")
+
+
+def read_depth_png(path: Path) -> np.ndarray:
+    """(H, W) raw integer depth of a 16-bit single-channel PNG."""
+    check_depth_png(path)
+    try:
+        with Image.open(path) as im:
             raw = np.asarray(im)
     except OSError as err:
         raise DataFileError(f"{path}: cannot decode depth image ({err})") from err

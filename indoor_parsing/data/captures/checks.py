@@ -1,5 +1,6 @@
 """Checks of a recording before it is indexed: colour/depth registration and the pose-convention probe."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,8 +132,8 @@ def probe_pairs(poses: list[np.ndarray], window: int = 10) -> list[tuple[int, in
     return pairs
 
 
-def probe_convention(depths: list[np.ndarray], K: np.ndarray, poses: list[np.ndarray]) -> ProbeResult:
-    """Overlap of pairs of frames (depth in metres, one K, camera-to-world poses as read) vs. the inverted poses.
+def probe_convention(depth: Callable[[int], np.ndarray], K: np.ndarray, poses: list[np.ndarray]) -> ProbeResult:
+    """Overlap of pairs of frames (``depth(i)`` in metres, one K, camera-to-world poses as read) vs. inverted poses.
 
     With the right convention the depth of one frame, moved into the other, lands on the other's depth; with the
     wrong one the relative motion is wrong and far fewer pixels agree (geometry.view_overlap, both directions).
@@ -140,24 +141,31 @@ def probe_convention(depths: list[np.ndarray], K: np.ndarray, poses: list[np.nda
     pairs = probe_pairs(poses)
     if not pairs:
         return ProbeResult(0, float("nan"), float("nan"), "none")
-    D = torch.stack([torch.from_numpy(d) for d in depths])[:, None].double()  # (N, 1, h, w)
+    loaded = {i: torch.from_numpy(np.ascontiguousarray(depth(i), np.float64)) for p in pairs for i in p}
     Ks = torch.from_numpy(K).expand(len(pairs), 3, 3)
+    D_a = torch.stack([loaded[i] for i, _ in pairs])[:, None]  # (P, 1, h, w)
+    D_b = torch.stack([loaded[j] for _, j in pairs])[:, None]
     ia, ib = [p[0] for p in pairs], [p[1] for p in pairs]
     result = []
     for Ts in (poses, [to_camera_to_world(T, "world-to-camera") for T in poses]):
         T = torch.from_numpy(np.stack(Ts))
-        ab = view_overlap(D[ia], Ks, T[ia], D[ib], Ks, T[ib], stride=1)
-        ba = view_overlap(D[ib], Ks, T[ib], D[ia], Ks, T[ia], stride=1)
+        ab = view_overlap(D_a, Ks, T[ia], D_b, Ks, T[ib], stride=1)
+        ba = view_overlap(D_b, Ks, T[ib], D_a, Ks, T[ia], stride=1)
         result.append(float(torch.cat([ab, ba]).mean()))
     given, inverse = result
-    verdict = "ok"
+    return ProbeResult(len(pairs), given, inverse, verdict(given, inverse))
+
+
+def verdict(given: float, inverse: float) -> str:
+    """ "refuse" when the given convention overlaps less than REFUSE_RATIO of its inverse (which itself overlaps),
+    "warn" below WARN_RATIO, "no_overlap" when neither overlaps, else "ok"."""
     if inverse >= 0.1 and given < REFUSE_RATIO * inverse:
-        verdict = "refuse"
-    elif inverse - given >= 0.05 and given < WARN_RATIO * inverse:
-        verdict = "warn"
-    elif max(given, inverse) < 0.05:
-        verdict = "no_overlap"
-    return ProbeResult(len(pairs), given, inverse, verdict)
+        return "refuse"
+    if inverse - given >= 0.05 and given < WARN_RATIO * inverse:
+        return "warn"
+    if max(given, inverse) < 0.05:
+        return "no_overlap"
+    return "ok"
 
 
 def raise_or_note(result: ProbeResult, where: str, convention: str) -> str | None:
