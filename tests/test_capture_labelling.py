@@ -54,5 +54,6 @@ def test_every_recording_is_adapted_on_and_labelled(tmp_path):
     assert (
         report["adaptation"]["hall"]["no_neighbour"] == ["2"] and report["adaptation"]["kitchen"]["no_neighbour"] == []
     )
-    assert 0.5 < report["adaptation"]["kitchen"]["coverage"] <= 1.0
-    assert report["adaptation"]["hall"]["coverage"] < report["adaptation"]["kitchen"]["coverage"]
+    # a turning camera: each frame's border is seen by no neighbour; hall's frame 2 (no neighbour) covers nothing
+    assert 0.8 < report["adaptation"]["kitchen"]["coverage"] < 0.99
+    assert 0.4 < report["adaptation"]["hall"]["coverage"] < 2 / 3
