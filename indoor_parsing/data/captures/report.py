@@ -12,24 +12,31 @@ from indoor_parsing.geometry import inverse_warp, relative_pose
 from indoor_parsing.io import load_depth
 
 
-def _coverage(dm, frames, i: int, js: list[int]) -> float:
-    """Fraction of frame i's subsampled valid-depth pixels covered by the warps of frames ``js``."""
+def coverage(dm, frames, candidates: list[list[int]]) -> list[float]:
+    """Per frame: fraction of its subsampled valid-depth pixels covered by the warps of its candidate neighbours.
+
+    Every depth map is loaded once, subsampled by ``overlap_stride`` (so the neighbours' depth used by the occlusion
+    test is the subsampled one too; their intrinsics follow), and each frame's neighbours are warped in one batch.
+    """
     s = dm.overlap_stride
-    f = frames[i]
-    sub = torch.from_numpy(load_depth(dm.root / f.depth)[::s, ::s].copy()).double()[None, None]  # (1, 1, h, w)
-    total = int((sub > 0).sum())
-    if not js or total == 0:
-        return 0.0
-    K = torch.diag(torch.tensor([1.0 / s, 1.0 / s, 1.0], dtype=torch.float64)) @ torch.from_numpy(f.K)
-    covered = torch.zeros_like(sub, dtype=torch.bool)
-    for j in js:
-        nb = frames[j]
-        d = torch.from_numpy(load_depth(dm.root / nb.depth)).double()[None, None]
-        T = relative_pose(torch.from_numpy(f.T)[None], torch.from_numpy(nb.T)[None])
-        _, valid = inverse_warp(d, d, sub, K[None], torch.from_numpy(nb.K)[None], T, abs_tol=dm.occlusion_tol[0],
+    S = torch.diag(torch.tensor([1.0 / s, 1.0 / s, 1.0], dtype=torch.float64))
+    depth = [torch.from_numpy(load_depth(dm.root / f.depth)[::s, ::s].copy()).double()[None] for f in frames]
+    K = [S @ torch.from_numpy(f.K) for f in frames]
+    T = [torch.from_numpy(f.T) for f in frames]
+    out = []
+    for i, js in enumerate(candidates):
+        total = int((depth[i] > 0).sum())
+        if not js or total == 0:
+            out.append(0.0)
+            continue
+        n = len(js)
+        nb = torch.stack([depth[j] for j in js])  # (n, 1, h, w)
+        rel = torch.stack([relative_pose(T[i][None], T[j][None])[0] for j in js])  # (n, 4, 4)
+        _, valid = inverse_warp(nb, nb, depth[i][None].expand(n, -1, -1, -1), K[i].expand(n, 3, 3),
+                                torch.stack([K[j] for j in js]), rel, abs_tol=dm.occlusion_tol[0],
                                 rel_tol=dm.occlusion_tol[1])  # fmt: skip
-        covered |= valid
-    return float(covered.sum()) / total
+        out.append(float(valid.any(0).sum()) / total)
+    return out
 
 
 def neighbour_report(dm) -> dict:
@@ -39,10 +46,10 @@ def neighbour_report(dm) -> dict:
     for name in dm.train_sequences:
         frames = dm.sequences[name]
         candidates = dm._candidates(frames)
-        coverage = [_coverage(dm, frames, i, js) for i, js in enumerate(candidates)]
+        cov = coverage(dm, frames, candidates)
         out[name] = {
             "frames": len(frames),
-            "coverage": round(float(np.mean(coverage)), 4) if coverage else 0.0,
+            "coverage": round(float(np.mean(cov)), 4) if cov else 0.0,
             "no_neighbour": [
                 f.extra.get("name", f"{f.index:06d}") for f, js in zip(frames, candidates, strict=True) if not js
             ],  # fmt: skip
