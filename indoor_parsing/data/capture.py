@@ -103,7 +103,7 @@ def _index_recording(rec: Recording, root: Path, scene: str, convention: str) ->
             pose=None if f.pose is None else tuple(f.pose.ravel().tolist()), extra={"name": f.name},
         ))  # fmt: skip
     notes = list(rec.notes)
-    probe = _probe(rec, frames, root)
+    probe = _probe(frames, root)
     note = raise_or_note(probe, str(rec.source), convention) if probe is not None else None
     notes += [note] if note else []
     entry = {
@@ -117,7 +117,8 @@ def _index_recording(rec: Recording, root: Path, scene: str, convention: str) ->
     return frames, entry
 
 
-def _probe(rec: Recording, frames: list[Frame], root: Path):
+def _probe(frames: list[Frame], root: Path):
+    """The pose-convention probe on a recording's indexed frames (None with fewer than two posed frames)."""
     posed = [f for f in frames if f.pose is not None]
     if len(posed) < 2:
         return None
