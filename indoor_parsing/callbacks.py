@@ -2,19 +2,23 @@
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import BasePredictionWriter
 
+from indoor_parsing.data.captures.report import summary as report_summary
 from indoor_parsing.data.taxonomy import colorize
-from indoor_parsing.io import save_image, write_text
+from indoor_parsing.io import save_image, write_json, write_text
 from indoor_parsing.metrics import format_table, to_csv_rows
 
 
 class PredictionWriter(BasePredictionWriter):
-    """Writes ``<output_dir>/<scene>/<sequence>/<index>.png`` (train ids, 255 = none) and ``*_color.png``.
+    """Writes ``<output_dir>/<scene>/<sequence>/<name>.png`` (train ids, 255 = none), ``<name>_conf.png`` (confidence,
+    0..255) and ``<name>_color.png``; ``<name>`` is the input frame's name (captures) or the zero-padded frame index.
+    When the DataModule has a ``labelling_report`` (captures), it is written as ``labelling_report.json``.
 
     Args:
         output_dir: destination folder.
@@ -26,20 +30,33 @@ class PredictionWriter(BasePredictionWriter):
         self.output_dir = Path(output_dir)
         self.colour = colour
         self.written = 0
+        self.per_sequence: Counter = Counter()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         meta = prediction["meta"]
+        names = meta.get("name") or [f"{i:06d}" for i in meta["index"]]
         for b, label in enumerate(prediction["label"]):
-            stem = self.output_dir / meta["scene"][b] / (meta["sequence"][b] or "frames") / f"{meta['index'][b]:06d}"
+            folder = self.output_dir / meta["scene"][b] / (meta["sequence"][b] or "frames")
+            name = names[b]  # the input frame's name (may contain dots: TUM timestamps), never a suffix to replace
             ids = label.cpu().numpy().astype(np.uint8)
-            save_image(stem.with_suffix(".png"), ids)
+            save_image(folder / f"{name}.png", ids)
+            if "confidence" in prediction:  # max softmax probability, 0..255 = 0..1
+                conf = prediction["confidence"][b].float().cpu().numpy()
+                save_image(folder / f"{name}_conf.png", np.round(np.clip(conf, 0, 1) * 255).astype(np.uint8))
             if self.colour:
-                save_image(stem.parent / f"{stem.name}_color.png", colorize(ids, pl_module.num_classes))
+                save_image(folder / f"{name}_color.png", colorize(ids, pl_module.num_classes))
             self.written += 1
+            self.per_sequence[str(folder.relative_to(self.output_dir))] += 1
 
     def on_predict_end(self, trainer, pl_module):
-        if trainer.is_global_zero:
-            print(f"wrote {self.written} label maps under {self.output_dir}")
+        if not trainer.is_global_zero:
+            return
+        print(f"wrote {self.written} label maps under {self.output_dir}")
+        report = getattr(trainer.datamodule, "labelling_report", None) if trainer.datamodule is not None else None
+        if report is not None:  # captures: frames, coverage of the consistency loss, frames with no neighbour
+            content = {**report(), "labelled": dict(self.per_sequence)}
+            write_json(self.output_dir / "labelling_report.json", content)
+            print(report_summary(content) + f"\n  report: {self.output_dir / 'labelling_report.json'}")
 
 
 class MetricsReport(L.Callback):

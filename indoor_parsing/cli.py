@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from indoor_parsing.callbacks import MetricsReport, PredictionWriter
 from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.errors import exit_cleanly
 from indoor_parsing.methods.base import SegmentationModule
 
 # Commands that are not Lightning stages: name -> module whose main(argv) runs it.
@@ -70,10 +71,11 @@ def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Entry point; a user's mistake (errors.UserError, e.g. a bad data file) is one ``error:`` line, exit 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:
-        sys.exit(importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0)
-    cli(argv)
+        sys.exit(exit_cleanly(lambda: importlib.import_module(TOOLS[argv[0]]).main(argv[1:])) or 0)
+    exit_cleanly(lambda: cli(argv))
 
 
 if __name__ == "__main__":

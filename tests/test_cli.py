@@ -40,7 +40,7 @@ def test_fit_test_predict(config, tmp_path):
     out = tmp_path / "pred"
     cli(["predict", "--config", str(config), "--ckpt_path", str(ckpt_dir / "best.ckpt"),
          "--predictions.output_dir", str(out)])  # fmt: skip
-    index = sorted(p for p in out.rglob("*.png") if not p.name.endswith("_color.png"))
+    index = sorted(p for p in out.rglob("*.png") if not p.name.endswith(("_color.png", "_conf.png")))
     colour = sorted(out.rglob("*_color.png"))
     assert index and len(index) == len(colour)
     ids = np.asarray(Image.open(index[0]))

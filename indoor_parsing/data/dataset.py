@@ -101,6 +101,7 @@ class FrameDataset(Dataset):
             "sequence": frame.sequence,
             "index": frame.index,
             "key": frame.key,
+            "name": str(frame.extra.get("name", f"{frame.index:06d}")),  # output files are named after it
             "frame_id": i,
             "orig_size": (frame.height, frame.width),
         }

@@ -22,6 +22,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader
 
 from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.captures.report import neighbour_report
 from indoor_parsing.data.dataset import FrameDataset
 from indoor_parsing.data.layout import Frame
 from indoor_parsing.data.sequences import SequenceIndex
@@ -41,10 +42,11 @@ class S4NetDataModule(IndoorDataModule):
             style "target", a capture); its batch size, image size and ``eval_full_resolution`` are used for the
             target loaders.
         target_scene: scene of the target layout; None = the first scene (sorted) that has ``train_sequence``.
-        train_sequence: the unlabelled sequence U (ScanNet "scan1"); None = the scene's first sequence.
+        train_sequence: the unlabelled sequence U (ScanNet "scan1"); None = the scene's first sequence; "*" = every
+            sequence of the scene (a capture's recordings), each with neighbours from its own frames only.
         eval_sequences: sequences evaluated (val and test), in order; the first is logged under the base names
             (``val/mIoU``) and every one also as ``val/<sequence>/mIoU``. None = ``[train_sequence]``.
-        predict_sequences: sequences auto-annotated by ``predict``; None = ``[train_sequence]``.
+        predict_sequences: sequences auto-annotated by ``predict``; None = the training sequence(s).
         target_splits: layout splits searched for the target scene (comma-separated).
         num_neighbors: neighbours e' per target frame (4 in the paper).
         neighbor_window: candidates lie within this many sequence positions (bounds the overlap computation).
@@ -102,6 +104,7 @@ class S4NetDataModule(IndoorDataModule):
         self.pose_noise = (pose_noise_rot_deg, pose_noise_trans_m, pose_noise_seed)
         self.combine_mode = combine_mode
         self.sequences: dict[str, list[Frame]] = {}
+        self.train_sequences: list[str] = []
         self.overlap_candidates: list[list[int]] | None = None
 
     # ---- frames -----------------------------------------------------------------------------------------
@@ -129,7 +132,7 @@ class S4NetDataModule(IndoorDataModule):
 
     def _select_sequences(self) -> None:
         frames = [self._noisy(f) for f in self.frames(self.target_splits)]
-        scenes = sorted({f.scene for f in frames if self.train_sequence in (None, f.sequence)})
+        scenes = sorted({f.scene for f in frames if self.train_sequence in (None, "*", f.sequence)})
         if not scenes:
             raise DataFileError(f"{self.root}: no scene has a sequence {self.train_sequence!r} in {self.target_splits}")
         scene = self.target_scene or scenes[0]
@@ -140,16 +143,19 @@ class S4NetDataModule(IndoorDataModule):
             if f.scene == scene:
                 by_seq.setdefault(f.sequence, []).append(f)
         self.train_sequence = self.train_sequence or min(by_seq, default=None)
-        self.eval_sequences = [self.train_sequence] if self.eval_sequences is None else self.eval_sequences
-        self.predict_sequences = self.predict_sequences or [self.train_sequence]
-        for name in {self.train_sequence, *self.eval_sequences, *self.predict_sequences}:
+        train = sorted(by_seq) if self.train_sequence == "*" else [self.train_sequence]
+        self.train_sequences = train
+        self.eval_sequences = list(train) if self.eval_sequences is None else self.eval_sequences
+        self.predict_sequences = self.predict_sequences or list(train)
+        for name in {*train, *self.eval_sequences, *self.predict_sequences}:
             if name not in by_seq:
                 raise DataFileError(
                     f"{self.root}: scene {scene!r} has no sequence {name!r} (it has {sorted(by_seq)}) in splits "
                     f"{self.target_splits!r}"
                 )
-        if any(f.depth is None for f in by_seq[self.train_sequence]):
-            raise DataFileError(f"{self.root}: sequence {scene}/{self.train_sequence} has frames without depth")
+        for name in train:
+            if any(f.depth is None for f in by_seq[name]):
+                raise DataFileError(f"{self.root}: sequence {scene}/{name} has frames without depth")
         self.sequences = by_seq
         log.info("S4-Net target %s: %s; %d frames skipped for invalid poses", scene,
                  {k: len(v) for k, v in by_seq.items()}, self.skipped_invalid_pose)  # fmt: skip
@@ -220,9 +226,15 @@ class S4NetDataModule(IndoorDataModule):
     def target_dataset(self) -> FrameDataset:
         """Training frames of U, without labels (they are for evaluation only), with overlapping neighbours."""
         self.setup("fit")
-        frames = [replace(f, label=None) for f in self.sequences[self.train_sequence]]
+        frames = []
+        candidates = []
+        for name in self.train_sequences:  # neighbours never cross sequences (each has its own world frame)
+            seq = [replace(f, label=None) for f in self.sequences[name]]
+            if self.overlap_candidates is None:
+                candidates += [[len(frames) + j for j in row] for row in self._candidates(seq)]
+            frames += seq
         if self.overlap_candidates is None:
-            self.overlap_candidates = self._candidates(frames)
+            self.overlap_candidates = candidates
         sampler = SequenceIndex(frames).sampler(
             self.num_neighbors, self.neighbor_window, candidates=lambda i: self.overlap_candidates[i]
         )
@@ -246,6 +258,13 @@ class S4NetDataModule(IndoorDataModule):
     def predict_dataloader(self) -> DataLoader:
         self.setup()
         return self.make_loader(self._dataset([f for n in self.predict_sequences for f in self.sequences[n]]), False)
+
+    def labelling_report(self) -> dict:
+        """The target's own report (a capture's skipped frames) and, per training sequence, the coverage of L_G and
+        the frames with no valid neighbour (captures/report.py)."""
+        self.setup()
+        own = self.target.labelling_report() if hasattr(self.target, "labelling_report") else {}
+        return {**own, "adaptation": neighbour_report(self)}
 
     def class_pixel_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """Class statistics of the *source* training split (L_S's median-frequency weights)."""

@@ -39,6 +39,7 @@ from indoor_parsing.io import DataFileError, load_rgb, read_json, save_depth, sa
 
 AREAS = ("area_1", "area_2", "area_3", "area_4", "area_5a", "area_5b", "area_6")
 TEST_AREAS = ("area_5a", "area_5b")
+TEST_POINT_AREA = "Area_5"  # the S3DIS name of the same fold
 ROOMS_PER_AREA = {"Area_1": 44, "Area_2": 40, "Area_3": 23, "Area_4": 49, "Area_5": 68, "Area_6": 48}
 NO_DATA = 0x0D0D0D
 CLASS_ID = {**{name: i + 1 for i, name in enumerate(S3DIS13)}, "stairs": S3DIS13.index("clutter") + 1}
@@ -226,6 +227,9 @@ def prepare(
         "dataset": "s3dis", "label_space": "s3dis13", "classes": list(S3DIS13),
         "splits": {"train": "area_1, 2, 3, 4, 6", "test": "area_5a + area_5b"}, "size": size,
         "points": {o.info["scene"]: o.info["points"] for o in outcomes if o.info},
+        # A cloud's split is its frames' split; a room without frames (``--points`` alone) takes its area's.
+        "point_splits": {o.info["scene"]: "test" if o.info["scene"].startswith(TEST_POINT_AREA + "/") else "train"
+                         for o in outcomes if o.info},
     }  # fmt: skip
     return finish(dst, manifest, frames, report)
 

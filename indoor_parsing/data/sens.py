@@ -122,6 +122,12 @@ class SensFile:
         pose = np.asarray(values[:16], np.float32).reshape(4, 4)
         return SensFrame(i, pose, values[16], values[17], color, depth)
 
+    def read_pose(self, i: int) -> np.ndarray:
+        """(4, 4) float32 camera-to-world of frame ``i`` without reading its images."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offsets[i])
+            return np.asarray(_FRAME_HEAD.unpack(f.read(_FRAME_HEAD.size))[:16], np.float32).reshape(4, 4)
+
     def color(self, frame: SensFrame) -> np.ndarray:
         """(H, W, 3) uint8."""
         W, H = self.header.color_size

@@ -4,7 +4,7 @@ The clouds are the prepared layout's ``manifest["points"]`` ({key: relpath of an
 ``rgb`` (N, 3) uint8, ``label`` (N,) stored label ids}). A cloud is keyed by the frames' sequence where the layout
 lists one per sequence (ScanNet: one per scan, each scan in its own world frame), else by their scene (SynthRooms,
 S3DIS rooms). A cloud's split is the split of its frames, so the 2D and 3D sides of a layout share one split (and
-``val_from_train``).
+``val_from_train``); clouds without frames take their split from ``manifest["point_splits"]``.
 """
 
 import os
@@ -107,7 +107,11 @@ class PointCloudMixin:
         points = self.manifest.get("points") or {}
         if not points:
             raise DataFileError(f"{self.root}: the layout manifest lists no point clouds ('points')")
-        return sorted({points_key(f, points) for f in self.frames(split)} - {None})
+        names = {s.strip() for s in split.split(",")}
+        framed = {points_key(f, points) for f in self._frames}
+        # Clouds without frames (S3DIS prepared from --points alone) take the split the manifest states for them.
+        alone = {k for k, s in (self.manifest.get("point_splits") or {}).items() if s in names and k not in framed}
+        return sorted(({points_key(f, points) for f in self.frames(split)} - {None}) | alone)
 
     def dataset(self, stage: str) -> PointCloudDataset:
         scenes = self.scenes(self.splits[stage])
