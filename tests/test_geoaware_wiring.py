@@ -47,8 +47,8 @@ class Capture:
 
 def _stages(m: GeoAwareModule) -> dict:
     net = m.model
-    mods = {f"s{k}": st for k, st in enumerate(net.semantic.stages)} | {f"d{k}": st for k, st in enumerate(net.depth.stages)}
-    return mods | {"head": net.head}
+    semantic = {f"s{k}": st for k, st in enumerate(net.semantic.stages)}
+    return semantic | {f"d{k}": st for k, st in enumerate(net.depth.stages)} | {"head": net.head}
 
 
 def _up(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -174,7 +174,8 @@ def test_non_backbone_layers_get_he_initialisation():
 
 
 def _depth_grads(m: GeoAwareModule) -> list[float]:
-    return [0.0 if p.grad is None else p.grad.abs().sum().item() for d in m.model.depth_modules() for p in d.parameters()]
+    params = [p for part in m.model.depth_modules() for p in part.parameters()]
+    return [0.0 if p.grad is None else p.grad.abs().sum().item() for p in params]
 
 
 def test_frames_without_depth_send_no_gradient_to_the_depth_branch():

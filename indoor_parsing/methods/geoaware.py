@@ -171,7 +171,7 @@ class GeoAwareModule(SegmentationModule):
         return self.focal(logits, label)  # Eq. 6
 
     def loss_terms(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
-        """Eq. 8 from network outputs: ``seg`` (L_s), ``distilled`` and ``side<k>`` (L_sk), ``depth`` (L_d), weighted."""
+        """Eq. 8 from network outputs: ``seg`` (L_s), ``distilled``, ``side<k>`` (L_sk), ``depth`` (L_d), weighted."""
         terms = {"seg": self.segmentation_loss(out["logits"], batch["label"])}
         if out.get("distilled") is not None:
             terms["distilled"] = self.hparams.side_weight * self.segmentation_loss(out["distilled"], batch["label"])

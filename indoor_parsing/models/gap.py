@@ -132,4 +132,3 @@ class VanConv(nn.Module):
 
     def forward(self, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([p, g], 1))
-

@@ -156,7 +156,7 @@ class GeoAwareNet(nn.Module):
         if (featprop or fusion != "none") and not depth_branch:
             raise ValueError("GeoAwareNet: featprop and fusion need depth_branch=True (G comes from the depth branch)")
         if gap_placement != "end" and fusion == "none":
-            raise ValueError("GeoAwareNet: gap_placement='every_scale' needs a fusion block (fusion='gap' or 'vanconv')")
+            raise ValueError("GeoAwareNet: gap_placement='every_scale' needs a fusion block ('gap' or 'vanconv')")
         if len(decoder_channels) != 4:
             raise ValueError(f"GeoAwareNet: decoder_channels needs four widths, got {decoder_channels}")
         self.featprop = featprop
