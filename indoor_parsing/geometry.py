@@ -275,14 +275,22 @@ def _estimate_gravity(normals: torch.Tensor, good: torch.Tensor, thresholds: tup
     return -up
 
 
+HHA_FLOOR_MIN_DROP_M = 0.9  # the lowest valid point must lie this far below the camera to count as the floor
+HHA_FALLBACK_FLOOR_M = 1.3  # otherwise the floor is assumed this far below the camera (Gupta et al.'s code)
+
+
 def hha(depth: torch.Tensor, K: torch.Tensor, *, gravity: torch.Tensor | None = None) -> torch.Tensor:
     """HHA encoding (Gupta et al., ECCV 2014): horizontal disparity, height above ground, angle with gravity.
 
     Channels follow the reference implementation's 8-bit scaling divided by 255 and clipped to [0, 1]:
-    disparity ``310 / max(z, 1 m)`` (31000 / depth-in-cm with the 1 m floor), height above the lowest valid point in
-    cm, and ``angle + 38`` where angle is in degrees between the surface normal (facing the camera) and the up
-    direction ``-gravity`` (floors ~38, walls ~128, ceilings ~218). Depth 0 gives 0 in every channel, as do pixels
-    whose normal is undefined (no valid neighbours) in the angle channel.
+    disparity ``310 / max(z, 1 m)`` (31000 / depth-in-cm with the 1 m floor), height above the floor in cm, and
+    ``angle + 38`` where angle is in degrees between the surface normal (facing the camera) and the up direction
+    ``-gravity`` (floors ~38, walls ~128, ceilings ~218). Depth 0 gives 0 in every channel, as do pixels whose normal
+    is undefined (no valid neighbours) in the angle channel.
+
+    The floor is the lowest valid point along ``up``; when that point lies less than 0.9 m below the camera no floor
+    is visible, and the floor is assumed 1.3 m below the camera (Gupta et al.'s reference code: ``if yMin > -90,
+    yMin = -130``). Gravity itself falls back to camera +y when too few floor- or wall-like normals are found.
 
     Args:
         depth: (B, 1, H, W) metres, 0 = missing.
@@ -300,9 +308,13 @@ def hha(depth: torch.Tensor, K: torch.Tensor, *, gravity: torch.Tensor | None = 
         gravity = _estimate_gravity(normals, good)
     up = -F.normalize(gravity.to(depth), dim=1).view(-1, 3, 1, 1)
     disparity = 310.0 / depth.clamp(min=1.0)
-    height = (points * up).sum(1, keepdim=True)  # (B, 1, H, W) metres along up
+    height = (points * up).sum(1, keepdim=True)  # (B, 1, H, W) metres along up, 0 at the camera
     lowest = torch.where(valid, height, math.inf).flatten(1).amin(1).view(-1, 1, 1, 1)
-    height = (height - torch.where(torch.isfinite(lowest), lowest, 0)) * 100.0
+    # Gupta et al.'s floor fallback: a lowest point less than 0.9 m below the camera is no floor (none visible), so
+    # the floor is taken 1.3 m below the camera (also for frames without any valid depth).
+    no_floor = ~(lowest <= -HHA_FLOOR_MIN_DROP_M)
+    floor = torch.where(no_floor, torch.full_like(lowest, -HHA_FALLBACK_FLOOR_M), lowest)
+    height = (height - floor) * 100.0
     angle = torch.rad2deg(torch.acos((normals * up).sum(1, keepdim=True).clamp(-1, 1))) + 38.0
     out = torch.cat([disparity, height, angle * good], 1) / 255.0
     return out.clamp(0, 1) * valid

@@ -124,7 +124,7 @@ class FocalStyleCE(nn.Module):
 
 
 class BerHu(nn.Module):
-    """Reverse Huber (berHu) depth loss (Jiao et al., CVPR 2019, Eq. 7-8; Laina et al., 3DV 2016).
+    """Reverse Huber (berHu) depth loss L_d (Jiao et al., CVPR 2019, Eq. 7; Laina et al., 3DV 2016).
 
     Per pixel ``B(x) = |x|`` if ``|x| <= δ`` else ``(x² + δ²) / (2δ)``, with ``x = d − D*`` and
     ``δ = ratio · max_i |x_i|`` over the valid pixels of the batch; δ is detached (a constant of the step, as in the
@@ -145,7 +145,8 @@ class BerHu(nn.Module):
         _check_same_shape("BerHu", pred=pred, target=target)
         valid = _valid_depth(target, mask, "BerHu")
         x = (pred - target).abs()  # (B, 1, H, W)
-        # Eq. 8; the clamp keeps the unselected quadratic branch finite when every valid error is 0.
+        # Eq. 7's threshold δ = ratio · the batch's largest error (1/5, as Laina et al. set it); the clamp keeps the
+        # unselected quadratic branch finite when every valid error is 0.
         delta = (self.ratio * torch.where(valid, x, 0.0).amax()).detach().clamp_min(1e-12)
         loss = torch.where(x <= delta, x, (x**2 + delta**2) / (2 * delta))  # Eq. 7
         return _masked_mean(loss, valid, "BerHu")

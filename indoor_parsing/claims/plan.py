@@ -63,14 +63,14 @@ class Comparison:
 GEOAWARE = Comparison(
     "GeoAware", "Jiao et al. 2019, Table 4", baseline="sem-only (plain CE)",
     arms=(
-        Arm("sem-only (plain CE)", "geoaware_table4/sem_only.yaml", 240),
-        Arm("sem + L_s", "geoaware_table4/ls.yaml", 240),
+        Arm("sem-only (plain CE)", "geoaware_table4/synthrooms/sem_only.yaml", 240),
+        Arm("sem + L_s", "geoaware_table4/synthrooms/ls.yaml", 240),
         Arm("GeoAware (full)", "geoaware_resnet18_synthrooms.yaml", 240),
     ),
     claims=(("sem + L_s", "sem-only (plain CE)"), ("GeoAware (full)", "sem-only (plain CE)"),
             ("GeoAware (full)", "sem + L_s")),
     note="Same Unet-style ResNet-18 network; sem-only trains with cross-entropy, sem + L_s with the focal-style "
-         "semantic loss, the full model adds the depth decoder (berHu), depth-aware embedding, GAP and SPF. "
+         "semantic loss, the full model adds the depth decoder (berHu), FeatProp, scale propagation, GAP and SPF. "
          "Source-style SynthRooms, tested on its test split.",
 )  # fmt: skip
 

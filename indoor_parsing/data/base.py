@@ -36,8 +36,8 @@ class IndoorDataModule(L.LightningDataModule):
         val_from_train: fraction of training scenes held out as the validation split (deterministic from
             ``split_seed``); 0 keeps the layout's own ``val_split``.
         split_seed: seed for ``val_from_train`` and ``depth_fraction``.
-        depth_fraction: fraction of training frames that keep depth supervision (``depth_valid``); the others are
-            chosen deterministically from ``split_seed``.
+        depth_fraction: fraction of training frames that keep depth supervision (``depth_valid``): exactly
+            ``round(depth_fraction * N)`` (half up) of the N training frames, a seeded subset (:func:`depth_subset`).
         with_pose: return camera-to-world poses (frames with invalid poses are dropped and counted).
         eval_full_resolution: validation / test batches also carry ``label_full`` at the stored resolution, and
             methods score predictions upsampled to it (the network still sees ``image_size``).
@@ -143,11 +143,7 @@ class IndoorDataModule(L.LightningDataModule):
         return set(rng.permutation(scenes)[:n].tolist())
 
     def _depth_keep(self, frames: list[Frame]) -> np.ndarray | None:
-        if self.depth_fraction >= 1.0:
-            return None
-        # Decided per frame key, so the chosen frames do not depend on loader order.
-        ranks = np.asarray([_stable_unit(f"{self.split_seed}:{f.key}") for f in frames])
-        return ranks < self.depth_fraction
+        return depth_subset(frames, self.depth_fraction, self.split_seed)
 
     def _transform(self, train: bool) -> JointTransform:
         if train and self.augment:
@@ -222,6 +218,18 @@ class IndoorDataModule(L.LightningDataModule):
         return counts, image_pixels
 
 
-def _stable_unit(text: str) -> float:
-    """A number in [0, 1) fixed by ``text`` (independent of Python's hash seed)."""
-    return int(hashlib.sha1(text.encode()).hexdigest()[:12], 16) / 16**12
+def depth_subset(frames: list[Frame], fraction: float, seed: int) -> np.ndarray | None:
+    """The frames that keep depth supervision (partial depth, Jiao et al. Table 5): (N,) bool, or None for all.
+
+    Exactly ``round(fraction * N)`` frames (half up): the first ones of a permutation of the sorted frame keys drawn
+    from ``seed``, so the subset depends on neither the layout's nor the loader's order, and for one seed a smaller
+    fraction's subset lies inside every larger one's (20 % ⊂ 40 % ⊂ ...).
+    """
+    if fraction >= 1.0:
+        return None
+    keys = [f.key for f in frames]
+    count = int(np.floor(fraction * len(frames) + 0.5))
+    order = np.asarray(sorted(range(len(frames)), key=keys.__getitem__), np.int64)  # positions in key order
+    keep = np.zeros(len(frames), bool)
+    keep[order[np.random.default_rng([seed, 12]).permutation(len(frames))[:count]]] = True
+    return keep

@@ -1,7 +1,8 @@
 """GeoAwareModule: Geometry-Aware Distillation (Jiao et al., CVPR 2019) with every Table 4 ablation as a switch.
 
 RGB is the only test-time input, except for the "+HHA" row (``hha_input=True``), which feeds ground-truth depth as
-HHA to the encoder at training and test time.
+HHA to the encoder at training and test time. Frames without depth supervision (Table 5) train the semantic losses
+only: the model stops their gradient at the depth-aware embedding (``GeoAwareNet(depth_frames=...)``).
 """
 
 import torch
@@ -20,10 +21,12 @@ CLIPPED_GROUPS = ("semantic", "spf")
 
 
 class GeoAwareModule(SegmentationModule):
-    """Geometry-Aware Distillation: joint semantic + depth decoding, FeatProp / GAP fusion, SPF refinement.
+    """Geometry-Aware Distillation: joint semantic + depth decoding, FeatProp, one GAP block, SPF refinement.
 
-    Loss (Eq. 6-8): ``L = L_s + L_d + Σ_k L_sk``, with L_s the focal-style CE on the prediction, L_sk on SPF side
-    outputs 1-3 and L_d the berHu depth loss over pixels with depth supervision (``depth_valid`` & depth > 0).
+    Loss (Eq. 6-8): ``L = L_s + L_d + Σ_k L_sk``: L_s (``seg``) the focal-style CE on the prediction (the last SPF
+    output); the side losses L_sk on the distilled (GAP) output's own head (``distilled``) and on SPF side outputs
+    1-3 (``side1..3``); L_d (``depth``) the berHu depth loss over pixels with depth supervision (``depth_valid`` &
+    depth > 0). Without SPF the distilled head is the prediction and carries L_s.
 
     Args:
         num_classes, class_names, encoder_name, encoder_weights, class_weighting, ignore_index, optimizer,
@@ -33,8 +36,10 @@ class GeoAwareModule(SegmentationModule):
         focal_gamma: exponent of Eq. 6 (2 in the paper).
         hha_input: the "+HHA" row: RGB + HHA(depth, K) as a 6-channel input, at test time too.
         depth_branch: the depth decoder (DepEm, Eq. 1-2) and L_d.
-        fusion: ``"none"`` (DepEm), ``"add"`` (FeatProp), ``"vanconv"`` or ``"gap"`` (Eq. 3-5) at each scale.
-        scale_propagation: FeatProp's propagation of the decoder scales into the last decoder layer.
+        featprop: FeatProp, depth-decoder features summed into the semantic decoder at every scale.
+        scale_propagation: each decoder's scales propagated into its last layer.
+        fusion: the distillation block on the semantic features: ``"gap"`` (Eq. 3-5), ``"vanconv"`` or ``"none"``.
+        gap_placement: ``"end"`` (one block at the end of the semantic branch, Fig. 2) or ``"every_scale"``.
         gap_form: ``"linear"`` (exact, O(N)), ``"direct"`` (exact, O(N²)) or ``"softmax"`` affinity.
         gap_key_channels: C' of η(G), φ(G).
         gap_positive: non-negativity of η, φ: ``"softplus"`` or ``"relu"``.
@@ -42,7 +47,7 @@ class GeoAwareModule(SegmentationModule):
         spf_channels: SPF width.
         decoder_channels: widths of the four up-projection stages.
         depth_weight: weight of L_d (1 in Eq. 8).
-        side_weight: weight of each L_sk (1 in Eq. 8).
+        side_weight: weight of each side loss L_sk, the distilled output's included (1 in Eq. 8).
         berhu_ratio: δ = ratio · max |d − D*| (0.2).
         grad_clip: max gradient norm of the semantic-branch and SPF parameter groups (each clipped on its own);
             None = no clipping.
@@ -64,8 +69,10 @@ class GeoAwareModule(SegmentationModule):
         focal_gamma: float = 2.0,
         hha_input: bool = False,
         depth_branch: bool = True,
-        fusion: str = "gap",
+        featprop: bool = True,
         scale_propagation: bool = True,
+        fusion: str = "gap",
+        gap_placement: str = "end",
         gap_form: str = "linear",
         gap_key_channels: int = 32,
         gap_positive: str = "softplus",
@@ -101,10 +108,20 @@ class GeoAwareModule(SegmentationModule):
         hp = self.hparams
         return GeoAwareNet(
             hp.num_classes, hp.encoder_name, hp.encoder_weights, in_channels=6 if hp.hha_input else 3,
-            decoder_channels=tuple(hp.decoder_channels), depth_branch=hp.depth_branch, fusion=hp.fusion,
-            scale_propagation=hp.scale_propagation, gap_form=hp.gap_form, gap_key_channels=hp.gap_key_channels,
-            gap_positive=hp.gap_positive, spf=hp.spf, spf_channels=hp.spf_channels,
+            decoder_channels=tuple(hp.decoder_channels), depth_branch=hp.depth_branch, featprop=hp.featprop,
+            scale_propagation=hp.scale_propagation, fusion=hp.fusion, gap_placement=hp.gap_placement,
+            gap_form=hp.gap_form, gap_key_channels=hp.gap_key_channels, gap_positive=hp.gap_positive, spf=hp.spf,
+            spf_channels=hp.spf_channels,
         )  # fmt: skip
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if stage == "fit" and self.hparams.depth_branch and getattr(dm, "depth_fraction", None) == 0.0:
+            raise ValueError(
+                "GeoAwareModule: depth_fraction 0 leaves the depth branch without supervision; the 0 % row of Table 5 "
+                "is sem + L_s (depth_branch: false, featprop: false, fusion: none)"
+            )
 
     # ---- inputs and outputs -----------------------------------------------------------------------------
     def network_input(
@@ -132,8 +149,18 @@ class GeoAwareModule(SegmentationModule):
         return self.model(image)["depth"]
 
     def run(self, batch: dict) -> dict:
-        """All network outputs of a batch: ``logits``, ``side`` (list), ``depth`` (metres or None)."""
-        return self.model(self.network_input(batch["image"], batch.get("depth"), batch.get("intrinsics")))
+        """All network outputs of a batch: ``logits``, ``distilled``, ``side`` (list), ``depth`` (metres or None)."""
+        x = self.network_input(batch["image"], batch.get("depth"), batch.get("intrinsics"))
+        return self.model(x, depth_frames=self.depth_frames(batch))
+
+    def depth_frames(self, batch: dict) -> torch.Tensor | None:
+        """(B,) bool: frames with any depth supervision (``depth_valid`` & depth > 0); None = treat all as such."""
+        if self.model.depth is None or "depth" not in batch:
+            return None
+        valid = batch["depth"] > 0
+        if batch.get("depth_valid") is not None:
+            valid = valid & batch["depth_valid"]
+        return valid.flatten(1).any(1)
 
     # ---- losses (Eq. 6-8) -------------------------------------------------------------------------------
     def segmentation_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -144,8 +171,10 @@ class GeoAwareModule(SegmentationModule):
         return self.focal(logits, label)  # Eq. 6
 
     def loss_terms(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
-        """Eq. 8 from network outputs: ``seg`` (L_s), ``side<k>`` (L_sk), ``depth`` (L_d), already weighted."""
+        """Eq. 8 from network outputs: ``seg`` (L_s), ``distilled``, ``side<k>`` (L_sk), ``depth`` (L_d), weighted."""
         terms = {"seg": self.segmentation_loss(out["logits"], batch["label"])}
+        if out.get("distilled") is not None:
+            terms["distilled"] = self.hparams.side_weight * self.segmentation_loss(out["distilled"], batch["label"])
         for k, side in enumerate(out["side"], start=1):
             terms[f"side{k}"] = self.hparams.side_weight * self.segmentation_loss(side, batch["label"])
         if out["depth"] is not None:
@@ -187,7 +216,7 @@ class GeoAwareModule(SegmentationModule):
         return list(self.model.encoder.parameters())
 
     def param_groups(self) -> list[dict]:
-        """Groups ``encoder`` (``encoder_lr_mult``), ``semantic``, ``spf`` and ``depth``; the first two get clipped."""
+        """Groups ``encoder`` (``encoder_lr_mult``), ``semantic``, ``spf`` and ``depth``; the middle two get clipped."""
         m = self.model
         parts = {
             "encoder": [m.encoder],

@@ -132,10 +132,3 @@ class VanConv(nn.Module):
 
     def forward(self, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([p, g], 1))
-
-
-class AddFusion(nn.Module):
-    """FeatProp's plain propagation: depth-branch features added into the semantic branch (same channels)."""
-
-    def forward(self, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        return p + g

@@ -1,9 +1,10 @@
 """GeoAwareNet: Geometry-Aware Distillation for Indoor Semantic Segmentation (Jiao et al., CVPR 2019), Fig. 2.
 
-Shared encoder -> semantic and depth decoders (four up-projection stages each, stride 32 -> 2); the depth branch's
-stage features are the depth-aware embedding G (Eq. 1-2). FeatProp fuses G into the semantic branch at every
-decoder scale (plain addition, VanConv or GAP, Eq. 3-5) and propagates the decoder scales into the last decoder
-layer. SPF (Fig. 4) then refines the last layer with encoder features, one side output per block.
+Shared encoder -> semantic and depth decoders (four up-projection stages each, stride 32 -> 2); the depth decoder's
+stage features are the depth-aware embedding G_k (Eq. 1-2). FeatProp sums G_k into the semantic decoder at every
+scale, and scale propagation adds each decoder's scales 1-3 into its last layer. ONE geometry-aware propagation block
+(GAP, Eq. 3-5) then distils the semantic branch's last feature over the affinity of the final embedding G; a head
+predicts from the distilled feature, and SPF (Fig. 4) refines it with encoder features, one side output per block.
 """
 
 import torch
@@ -11,9 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from indoor_parsing.models.encoders import Encoder, pad_to_multiple
-from indoor_parsing.models.gap import GAP, AddFusion, VanConv
+from indoor_parsing.models.gap import GAP, VanConv
 
-FUSIONS = ("none", "add", "vanconv", "gap")
+FUSIONS = ("none", "vanconv", "gap")
+PLACEMENTS = ("end", "every_scale")
 _DEPTH_INIT_M = 2.5  # softplus(bias) at initialisation: a typical indoor depth, so berHu starts small
 
 
@@ -21,6 +23,26 @@ def _conv_bn_relu(in_channels: int, out_channels: int, k: int = 3) -> nn.Sequent
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True)
     )
+
+
+def he_init(modules: list[nn.Module]) -> None:
+    """He (Kaiming) normal initialisation of every conv (He et al., ICCV 2015, fan-in); BN to identity, biases 0."""
+    for module in modules:
+        for layer in module.modules():
+            if isinstance(layer, nn.Conv2d):
+                nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
+            elif isinstance(layer, nn.BatchNorm2d):
+                nn.init.ones_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+
+def stop_gradient(t: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """``t`` with its gradient stopped for the frames where ``keep`` (B,) is False; unchanged when keep is None."""
+    if keep is None:
+        return t
+    return torch.where(keep.view(-1, *([1] * (t.dim() - 1))), t, t.detach())
 
 
 class UpProjection(nn.Module):
@@ -42,35 +64,58 @@ class UpProjection(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Four up-projection stages from the encoder's last feature; returns every stage's output (stride 16 .. 2)."""
+    """Four up-projection stages from the encoder's last feature; ``forward`` returns every stage (stride 16 .. 2)."""
 
     def __init__(self, in_channels: int, channels: tuple[int, ...]) -> None:
         super().__init__()
         widths = [in_channels, *channels]
         self.stages = nn.ModuleList(UpProjection(widths[k], widths[k + 1]) for k in range(len(channels)))
 
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+
+class ScalePropagation(nn.Module):
+    """FeatProp's scale propagation: decoder scales 1-3, 1x1-projected and upsampled, added to the last layer."""
+
+    def __init__(self, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.proj = nn.ModuleList(nn.Conv2d(c, channels[-1], 1) for c in channels[:-1])
+
+    def forward(self, scales: list[torch.Tensor]) -> torch.Tensor:
+        out = scales[-1]  # (B, C_4, h, w)
+        for proj, f in zip(self.proj, scales[:-1], strict=True):
+            out = out + F.interpolate(proj(f), size=out.shape[-2:], mode="bilinear", align_corners=False)
+        return out
+
 
 class SPFBlock(nn.Module):
-    """One SPF block (Fig. 4): 1x1 conv + ReLU on the previous feature, concatenated with the level's encoder feature
-    (resized, 1x1 conv + ReLU), then a 3x3 conv (+ BN + ReLU, for stable training at lr 1e-2), and a side output."""
+    """One SPF block (Fig. 4): the previous feature through 1x1 conv + ReLU; the level's encoder feature through
+    1x1 conv + ReLU, then resized (activation before the resize, as drawn); concatenated, a 3x3 conv (+ BN + ReLU,
+    for stable training at lr 1e-2), and a 1x1 side classifier."""
 
     def __init__(self, in_channels: int, skip_channels: int, channels: int, num_classes: int) -> None:
         super().__init__()
         self.prev = nn.Sequential(nn.Conv2d(in_channels, channels, 1), nn.ReLU(True))
-        self.skip = nn.Conv2d(skip_channels, channels, 1)
+        self.skip = nn.Sequential(nn.Conv2d(skip_channels, channels, 1), nn.ReLU(True))
         self.fuse = _conv_bn_relu(2 * channels, channels)
         self.side = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # A 1x1 conv commutes with bilinear resizing (weights sum to 1), so it runs at the encoder's resolution:
-        # same result as resize-then-conv without upsampling 2048 ResNet-50 channels by 16x.
-        skip = F.relu(F.interpolate(self.skip(skip), size=x.shape[-2:], mode="bilinear", align_corners=False))
+        # Conv + ReLU at the encoder's resolution, then the resize: no 2048-channel map upsampled 16-fold.
+        skip = F.interpolate(self.skip(skip), size=x.shape[-2:], mode="bilinear", align_corners=False)
         x = self.fuse(torch.cat([self.prev(x), skip], 1))  # (B, C_spf, h, w)
         return x, self.side(x)
 
 
 class GeoAwareNet(nn.Module):
-    """Shared encoder, semantic + depth decoders, FeatProp (add / VanConv / GAP) and SPF (Jiao et al., CVPR 2019).
+    """Shared encoder, semantic + depth decoders, FeatProp, GAP and SPF (Jiao et al., CVPR 2019, Fig. 2).
+
+    Every switch adds or changes one component (the rows of Table 4).
 
     Args:
         num_classes: K.
@@ -79,96 +124,113 @@ class GeoAwareNet(nn.Module):
         in_channels: 3 (RGB) or 6 (RGB + HHA, the "+HHA" row of Table 4).
         decoder_channels: widths of the four up-projection stages (both decoders).
         depth_branch: the depth decoder and head (DepEm); False = semantic branch only.
-        fusion: how G enters the semantic branch at each decoder scale: ``"none"`` (DepEm: shared encoder only),
-            ``"add"`` (FeatProp), ``"vanconv"`` or ``"gap"``.
-        scale_propagation: FeatProp's propagation of every decoder scale into the last decoder layer.
+        featprop: FeatProp, the sum ``s_k + G_k`` of depth-decoder features into the semantic decoder at every scale.
+        scale_propagation: each decoder's scales 1-3 propagated into its last layer.
+        fusion: the block that distils the semantic features with G: ``"gap"`` (Eq. 3-5), ``"vanconv"`` (Fig. 3
+            bottom) or ``"none"``.
+        gap_placement: ``"end"`` (one block on the semantic branch's last feature, Fig. 2) or ``"every_scale"``
+            (one block per decoder scale, after the FeatProp sum; a variant).
         gap_form, gap_key_channels, gap_positive: :class:`GAP` options.
-        spf: four SPF blocks with side outputs; False = a 1x1 classifier on the last decoder layer.
+        spf: four SPF blocks with side outputs; False = the distilled head is the prediction.
         spf_channels: width of the SPF blocks.
 
     Shape:
-        (B, in_channels, H, W) -> dict: ``logits`` (B, K, H, W); ``side`` list of (B, K, H, W) side outputs of SPF
-        blocks 1-3 (the 4th is ``logits``); ``depth`` (B, 1, H, W) metres (softplus head) or None.
+        x (B, in_channels, H, W), depth_frames optional (B,) bool -> dict: ``logits`` (B, K, H, W) the prediction;
+        ``distilled`` (B, K, H, W) the head on the distilled features (None without SPF, where it is ``logits``);
+        ``side`` list of (B, K, H, W), SPF blocks 1-3 (the 4th is ``logits``); ``depth`` (B, 1, H, W) metres or None.
     """
 
     def __init__(
         self, num_classes: int, encoder_name: str = "resnet50", encoder_weights: str | None = None,
         in_channels: int = 3, decoder_channels: tuple[int, ...] = (256, 128, 64, 64), depth_branch: bool = True,
-        fusion: str = "gap", scale_propagation: bool = True, gap_form: str = "linear", gap_key_channels: int = 32,
-        gap_positive: str = "softplus", spf: bool = True, spf_channels: int = 64,
+        featprop: bool = True, scale_propagation: bool = True, fusion: str = "gap", gap_placement: str = "end",
+        gap_form: str = "linear", gap_key_channels: int = 32, gap_positive: str = "softplus", spf: bool = True,
+        spf_channels: int = 64,
     ) -> None:  # fmt: skip
         super().__init__()
         if fusion not in FUSIONS:
-            raise ValueError(f"GeoAwareNet: fusion must be one of {FUSIONS}, got {fusion!r}")
-        if fusion != "none" and not depth_branch:
-            raise ValueError(f"GeoAwareNet: fusion={fusion!r} needs depth_branch=True (G comes from the depth branch)")
+            hint = " (the plain sum is featprop=True)" if fusion == "add" else ""
+            raise ValueError(f"GeoAwareNet: fusion must be one of {FUSIONS}, got {fusion!r}{hint}")
+        if gap_placement not in PLACEMENTS:
+            raise ValueError(f"GeoAwareNet: gap_placement must be one of {PLACEMENTS}, got {gap_placement!r}")
+        if (featprop or fusion != "none") and not depth_branch:
+            raise ValueError("GeoAwareNet: featprop and fusion need depth_branch=True (G comes from the depth branch)")
+        if gap_placement != "end" and fusion == "none":
+            raise ValueError("GeoAwareNet: gap_placement='every_scale' needs a fusion block ('gap' or 'vanconv')")
         if len(decoder_channels) != 4:
             raise ValueError(f"GeoAwareNet: decoder_channels needs four widths, got {decoder_channels}")
+        self.featprop = featprop
+        self.every_scale = gap_placement == "every_scale"
         self.encoder = Encoder(encoder_name, encoder_weights, in_channels=in_channels, depth=5)
         top = self.encoder.out_channels[-1]
         chans = tuple(int(c) for c in decoder_channels)
         self.semantic = Decoder(top, chans)
+        self.semantic_scales = ScalePropagation(chans) if scale_propagation else None
         self.depth = Decoder(top, chans) if depth_branch else None
+        self.depth_scales = ScalePropagation(chans) if scale_propagation and depth_branch else None
+        self.depth_head = nn.Conv2d(chans[-1], 1, 3, padding=1) if depth_branch else None
         if fusion == "none":
             self.fusion = None
         else:
-            make = {"add": lambda c: AddFusion(), "vanconv": lambda c: VanConv(c, c),
+            make = {"vanconv": lambda c: VanConv(c, c),
                     "gap": lambda c: GAP(c, c, gap_key_channels, gap_form, gap_positive)}[fusion]  # fmt: skip
-            self.fusion = nn.ModuleList(make(c) for c in chans)
-        # FeatProp: decoder scales 1-3 projected onto the last layer's width and summed into it.
-        self.scale_proj = nn.ModuleList(nn.Conv2d(c, chans[-1], 1) for c in chans[:-1]) if scale_propagation else None
+            self.fusion = nn.ModuleList(make(c) for c in (chans if self.every_scale else chans[-1:]))
+        self.head = nn.Conv2d(chans[-1], num_classes, 1)  # prediction from the distilled features
         if spf:
             skips = self.encoder.out_channels[1:][::-1]  # encoder levels at strides 32, 16, 8, 4
             ins = [chans[-1]] + [spf_channels] * 3
             self.spf = nn.ModuleList(SPFBlock(i, s, spf_channels, num_classes) for i, s in zip(ins, skips, strict=True))
-            self.classifier = None
         else:
             self.spf = None
-            self.classifier = nn.Conv2d(chans[-1], num_classes, 1)
-        if depth_branch:
-            self.depth_head = nn.Conv2d(chans[-1], 1, 3, padding=1)
+        he_init(self.semantic_modules() + ([self.spf] if self.spf is not None else []) + self.depth_modules())
+        if self.depth_head is not None:
             nn.init.constant_(self.depth_head.bias, float(torch.log(torch.expm1(torch.tensor(_DEPTH_INIT_M)))))
-        else:
-            self.depth_head = None
 
     def semantic_modules(self) -> list[nn.Module]:
-        """The semantic branch: decoder, fusion, scale propagation and classifier (SPF excluded)."""
-        return [m for m in (self.semantic, self.fusion, self.scale_proj, self.classifier) if m is not None]
+        """The semantic branch: decoder, scale propagation, fusion and the distilled head (SPF excluded)."""
+        return [m for m in (self.semantic, self.semantic_scales, self.fusion, self.head) if m is not None]
 
     def depth_modules(self) -> list[nn.Module]:
-        return [m for m in (self.depth, self.depth_head) if m is not None]
+        """The depth-only parts: depth decoder, its scale propagation and the depth head."""
+        return [m for m in (self.depth, self.depth_scales, self.depth_head) if m is not None]
 
-    def forward(self, x: torch.Tensor) -> dict:
+    def forward(self, x: torch.Tensor, depth_frames: torch.Tensor | None = None) -> dict:
         x, (H, W) = pad_to_multiple(x, 32)
         feats = self.encoder(x)  # strides 2, 4, 8, 16, 32
-        s = d = feats[-1]
-        sem_scales, g = [], None
+        g_scales, g, depth = [], None, None
+        if self.depth is not None:
+            g_scales = self.depth(feats[-1])  # Eq. 1-2: G_k, the depth-aware embedding at each scale
+            g = self.depth_scales(g_scales) if self.depth_scales is not None else g_scales[-1]
+            depth = self.depth_head(g)
+            # Table 5: frames without depth run the depth branch for inference only; the semantic branch reads their
+            # G without gradient, so no loss of theirs reaches the depth-only parts.
+            g_scales = [stop_gradient(t, depth_frames) for t in g_scales]
+            g = stop_gradient(g, depth_frames)
+        s, sem_scales = feats[-1], []
         for k, stage in enumerate(self.semantic.stages):
             s = stage(s)  # (B, C_k, h_k, w_k)
-            if self.depth is not None:
-                d = self.depth.stages[k](d)  # Eq. 1-2: G_k, the depth-aware embedding at this scale
-                g = d
-            if self.fusion is not None:
-                s = self.fusion[k](s, g)  # FeatProp / VanConv / GAP (Eq. 5)
+            if self.featprop:
+                s = s + g_scales[k]  # FeatProp: depth features summed into the semantic decoder
+            if self.every_scale:
+                s = self.fusion[k](s, g_scales[k])  # variant: GAP (Eq. 5) at this scale
             sem_scales.append(s)
-        if self.scale_proj is not None:
-            size = s.shape[-2:]
-            for proj, f in zip(self.scale_proj, sem_scales[:-1], strict=True):
-                s = s + F.interpolate(proj(f), size=size, mode="bilinear", align_corners=False)
+        s = self.semantic_scales(sem_scales) if self.semantic_scales is not None else s
+        if self.fusion is not None and not self.every_scale:
+            s = self.fusion[0](s, g)  # Eq. 5: the one GAP block, on the semantic branch's last feature
+        distilled = self.head(s)
         side = []
         if self.spf is not None:
             for block, skip in zip(self.spf, feats[1:][::-1], strict=True):
                 s, logits = block(s, skip)
                 side.append(logits)
-            logits = side.pop()  # the last SPF's output is the prediction
-        else:
-            logits = self.classifier(s)
         size = x.shape[-2:]
 
         def full(t: torch.Tensor) -> torch.Tensor:  # stride 2 -> input resolution, padding cropped
             return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[..., :H, :W]
 
-        depth = None
-        if self.depth_head is not None:
-            depth = F.softplus(full(self.depth_head(g)))  # (B, 1, H, W) metres, > 0
-        return {"logits": full(logits), "side": [full(t) for t in side], "depth": depth}
+        return {
+            "logits": full(side[-1] if side else distilled),
+            "distilled": full(distilled) if side else None,
+            "side": [full(t) for t in side[:-1]],
+            "depth": F.softplus(full(depth)) if depth is not None else None,  # (B, 1, H, W) metres, > 0
+        }
