@@ -260,7 +260,7 @@ def test_target_batches_have_overlapping_neighbours_and_no_labels(synth):
     assert any(synth.overlap_candidates) and all(i not in js for i, js in enumerate(synth.overlap_candidates))
     assert [len(loader) for loader in synth.val_dataloader()] == [4, 4]
     assert synth.eval_names == ["scan1", "scan2"] and synth.num_classes == K20
-    assert list(synth.root.glob("s4net_overlap_*.json"))  # cached in the layout folder
+    assert list(synth.root.glob("s4net_overlap_*.npy"))  # cached in the layout folder
 
 
 def test_pose_noise_has_the_configured_magnitude(synth):

@@ -48,9 +48,9 @@ def test_neighbours_are_distinct_and_padding_is_unusable(synth):  # noqa: F811
         real = [j for j in picked if j != i]
         assert len(picked) == 4 and len(set(real)) == len(real) == len({1, 5} - {i})
     dataset = synth._dataset(frames, neighbors=draw)
-    batch = collate([dataset[(0, 0)], dataset[(3, 0)]])
+    batch = collate([dataset[(1, 0)], dataset[(3, 0)]])
     usable = torch.stack([nb["usable"] for nb in batch["neighbors"]])  # (slots, B)
-    assert usable.sum(0).tolist() == [1, 2]  # frame 0: only frame 5; frame 3: frames 1 and 5
+    assert usable.sum(0).tolist() == [1, 2]  # frame 1: only frame 5; frame 3: frames 1 and 5
     for nb in batch["neighbors"]:  # a padding slot is the frame itself, an actual neighbour is another frame
         same = (nb["pose"] == batch["pose"]).flatten(1).all(1)
         assert torch.equal(same, ~nb["usable"])

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from indoor_parsing.geometry import backproject
 from indoor_parsing.methods.s4net import S4NetModule, merge_labels, photometric_consistency
 from indoor_parsing.methods.s4net_consistency import CoverageMonitor
 from tests.test_s4net import K20, _K, _pose, combined_batch, module
@@ -145,19 +146,20 @@ def test_teacher_gets_no_gradient_and_no_optimiser_slot():
 
 def test_reversed_poses_collapse_coverage_and_warn_once(recwarn):
     """Neighbours of a rotated camera: the inverse (world-to-camera) poses put the warps outside the views."""
-    m = module()
+    m = module().eval()  # a single frame: BatchNorm in training mode cannot run on it
     m.refresh_teacher_if_due(0)
-    m.coverage = CoverageMonitor(after=2)
     good = combined_batch(B=1, neighbors=2)
     for k, nb in enumerate(good["target"]["neighbors"]):
         angle = 0.15 * (k + 1)  # a turn about y, the camera also moving 1 m sideways
         c, s = torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))
         nb["pose"] = torch.tensor([[c, 0, s, 1.0], [0, 1, 0, 0], [-s, 0, c, 0.3], [0, 0, 0, 1]])[None]
-        nb["depth"] = torch.full((1, 1, 32, 32), 2.0)
+        rays = nb["pose"][0, :3, :3] @ backproject(torch.ones(1, 1, 32, 32), nb["intrinsics"])[0].flatten(1)
+        nb["depth"] = ((2.0 - nb["pose"][0, 2, 3]) / rays[2]).view(1, 1, 32, 32)  # the wall z = 2 seen from there
     good["target"]["pose"] = torch.tensor([[1.0, 0, 0, 0.6], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])[None]
     with torch.no_grad():
         m.target_losses(good["target"])
     ok = m.last_coverage["geo_coverage"]
+    m.coverage = CoverageMonitor(after=2)
     bad = {**good["target"], "pose": torch.linalg.inv(good["target"]["pose"])}
     bad["neighbors"] = [{**nb, "pose": torch.linalg.inv(nb["pose"])} for nb in good["target"]["neighbors"]]
     with torch.no_grad():
