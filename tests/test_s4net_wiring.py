@@ -184,3 +184,17 @@ def test_rgb_only_target_needs_the_depth_predicting_variant():
     m.refresh_teacher_if_due(0)
     assert set(m.losses(batch)) == {"seg", "depth", "geo", "photo"}
     assert isinstance(m, S4NetModule)
+
+
+def test_predicted_depth_warps_use_the_scale_tolerant_occlusion_test():
+    """Student depth 10 % too far, teacher depth 10 % too near: L_G (and L_DG) still get the whole wall."""
+    m = module(depth_prediction=True, warp_depth="predicted", boundary_width=0)
+    m.refresh_teacher_if_due(0)
+    batch = combined_batch(B=1, neighbors=1)
+    H, W = 32, 32
+    seg = torch.zeros(1, K20, H, W, requires_grad=True)
+    m.model.forward = lambda image: {"seg": seg, "aux": None, "depth": torch.full((1, 1, H, W), 2.2)}
+    m.teacher.forward = lambda image: {"seg": torch.zeros(1, K20, H, W), "aux": None,
+                                       "depth": torch.full((1, 1, H, W), 1.8)}  # fmt: skip
+    m.target_losses(batch["target"])
+    assert m.last_coverage["geo_coverage"] > 0.8
