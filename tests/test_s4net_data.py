@@ -65,6 +65,11 @@ def test_world_to_camera_poses_are_diagnosed(synth):  # noqa: F811
     assert message is not None and "no neighbour" in message and "world-to-camera" in message, message
     synth.target_dataset()
     assert diagnose(synth.root, frames, synth.overlap, 0.25, synth.overlap_stride, synth.occlusion_tol) is None
+    dm = S4NetDataModule(synth.source, synth.target)
+    dm._noisy = lambda f: replace(f, pose=tuple(np.linalg.inv(f.T).ravel().tolist()))  # a world-to-camera layout
+    with pytest.warns(UserWarning, match="world-to-camera"):
+        dm.target_dataset()
+    assert dm.frames_without_neighbor > 0.5
 
 
 def test_rgb_only_target_sequence_trains_the_depth_predicting_variant(synth):  # noqa: F811
