@@ -249,6 +249,8 @@ def overlap_matrix(
     K: torch.Tensor,
     T: torch.Tensor,
     *,
+    src_depth: torch.Tensor | None = None,
+    K_src: torch.Tensor | None = None,
     occlusion: bool = True,
     abs_tol: float = 0.05,
     rel_tol: float = 0.05,
@@ -258,28 +260,33 @@ def overlap_matrix(
 
     Entry ``[i, j]`` is the fraction of view i's pixels with depth whose warp into view j is valid (in view, source
     depth present, not occluded): the same test L_G applies, so a pair passes the threshold exactly when the warp
-    would supervise that share of e. Pass a coarse grid (e.g. every 8th pixel with ``diag(1/8, 1/8, 1) K``): the cost
-    is N^2 times its pixel count.
+    would supervise that share of e. Pass a coarse grid of e's pixels (e.g. every 8th pixel with
+    ``diag(1/8, 1/8, 1) K``): the cost is N^2 times its pixel count. The views warped into read their depth from
+    ``src_depth`` (finer, for an occlusion test as exact as L_G's; default: ``depth``).
 
     Args:
-        depth: (N, 1, h, w) depth of every view in metres (0 = missing).
+        depth: (N, 1, h, w) depth of every view's grid of target pixels, metres (0 = missing).
         K: (N, 3, 3) intrinsics of that grid.
         T: (N, 4, 4) camera-to-world poses.
+        src_depth: (N, 1, Hs, Ws) depth read at the warped positions (None: ``depth``).
+        K_src: (N, 3, 3) intrinsics of ``src_depth`` (None: ``K``).
         occlusion: test source depth and occlusion; False keeps only "lands inside view j in front of it" (views
             without depth, where ``depth`` is a proxy).
         abs_tol, rel_tol: occlusion tolerance, as in :func:`inverse_warp`.
         chunk: views j warped per call (memory bound).
     """
     N = depth.shape[0]
+    src_depth, K_src = (depth, K) if src_depth is None else (src_depth, K_src)
     total = (depth > 0).flatten(1).sum(1).clamp(min=1).to(depth.dtype)  # (N,)
     out = depth.new_zeros(N, N)
     for i in range(N):
         for j0 in range(0, N, chunk):
             js = slice(j0, min(N, j0 + chunk))
             n = js.stop - js.start
+            views = src_depth[js].to(depth.dtype)  # (n, 1, Hs, Ws); may be stored in half precision
             _, valid = inverse_warp(
-                depth[js], depth[js] if occlusion else None, depth[i : i + 1].expand(n, -1, -1, -1),
-                K[i : i + 1].expand(n, -1, -1), K[js], relative_pose(T[i : i + 1].expand(n, -1, -1), T[js]),
+                views, views if occlusion else None, depth[i : i + 1].expand(n, -1, -1, -1),
+                K[i : i + 1].expand(n, -1, -1), K_src[js], relative_pose(T[i : i + 1].expand(n, -1, -1), T[js]),
                 abs_tol=abs_tol, rel_tol=rel_tol,
             )  # fmt: skip
             out[i, js] = valid.flatten(1).sum(1).to(depth.dtype) / total[i]

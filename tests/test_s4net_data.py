@@ -28,10 +28,10 @@ def test_overlap_is_the_warp_validity_over_the_whole_sequence(synth):  # noqa: F
     assert synth.overlap.shape == (N, N) and synth.neighbor_window is None
     for i, j in [(0, 1), (2, 5), (0, N - 1), (N - 1, 3)]:
         a, b = frames[i], frames[j]
-        expected = view_overlap(_depth(synth, a), torch.from_numpy(a.K)[None].float(), torch.from_numpy(a.T)[None].float(),
-                                _depth(synth, b)[..., ::s, ::s], torch.diag(torch.tensor([1 / s, 1 / s, 1.0])) @
-                                torch.from_numpy(b.K)[None].float(), torch.from_numpy(b.T)[None].float(), stride=s)  # fmt: skip
-        assert synth.overlap[i, j] == pytest.approx(float(expected), abs=1e-4), (i, j)
+        K_a, T_a, K_b, T_b = (torch.from_numpy(x)[None].float() for x in (a.K, a.T, b.K, b.T))
+        # e on every s-th pixel, e' at full resolution (stride 4 // 4): L_G's own validity test
+        expected = view_overlap(_depth(synth, a), K_a, T_a, _depth(synth, b), K_b, T_b, stride=s)
+        assert synth.overlap[i, j] == pytest.approx(float(expected), abs=0.011), (i, j)  # 2 pixels (float16 depth)
     far = [(i, j) for i, js in enumerate(synth.overlap_candidates) for j in js if abs(i - j) > 2]
     assert far, "candidates farther than two positions exist: the search is not a window"
     assert synth.overlap_candidates == candidates(synth.overlap, synth.min_overlap)
@@ -62,14 +62,14 @@ def test_world_to_camera_poses_are_diagnosed(synth):  # noqa: F811
     args = (synth.overlap_stride, *synth.occlusion_tol)
     overlap = sequence_overlap(synth.root, inverted, *args)
     message = diagnose(synth.root, inverted, overlap, 0.25, synth.overlap_stride, synth.occlusion_tol)
-    assert message is not None and "no neighbour" in message and "world-to-camera" in message, message
+    assert message is not None and "no neighbour" in message and "look world-to-camera" in message, message
     synth.target_dataset()
     assert diagnose(synth.root, frames, synth.overlap, 0.25, synth.overlap_stride, synth.occlusion_tol) is None
     dm = S4NetDataModule(synth.source, synth.target)
     dm._noisy = lambda f: replace(f, pose=tuple(np.linalg.inv(f.T).ravel().tolist()))  # a world-to-camera layout
     with pytest.warns(UserWarning, match="world-to-camera"):
         dm.target_dataset()
-    assert dm.frames_without_neighbor > 0.5
+    assert dm.frames_without_neighbor >= 0.5
 
 
 def test_rgb_only_target_sequence_trains_the_depth_predicting_variant(synth):  # noqa: F811

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from indoor_parsing.geometry import backproject
 from indoor_parsing.methods.s4net import S4NetModule, merge_labels, photometric_consistency
 from indoor_parsing.methods.s4net_consistency import CoverageMonitor
-from tests.test_s4net import K20, _K, _pose, combined_batch, module
+from tests.test_s4net import K20, _pose, combined_batch, module
 
 
 def _grad_norms(term: torch.Tensor, parts: dict[str, torch.nn.Module]) -> dict[str, float]:

@@ -158,8 +158,10 @@ class S4NetDataModule(IndoorDataModule):
                 )
         missing = [f.key for f in by_seq[self.train_sequence] if f.depth is None]
         if missing and len(missing) < len(by_seq[self.train_sequence]):
-            raise DataFileError(f"{self.root}: sequence {scene}/{self.train_sequence} has {len(missing)} frames "
-                                f"without depth (e.g. {missing[0]}); it needs depth for every frame or for none")  # fmt: skip
+            raise DataFileError(
+                f"{self.root}: sequence {scene}/{self.train_sequence} has {len(missing)} frames without depth (e.g. "
+                f"{missing[0]}); it needs depth for every frame or for none"
+            )
         self.sequences = by_seq
         log.info("S4-Net target %s: %s; %d frames skipped for invalid poses", scene,
                  {k: len(v) for k, v in by_seq.items()}, self.skipped_invalid_pose)  # fmt: skip
@@ -207,7 +209,8 @@ class S4NetDataModule(IndoorDataModule):
         frames = [replace(f, label=None) for f in self.sequences[self.train_sequence]]
         if self.overlap_candidates is None:
             self.overlap_candidates = self._candidates(frames)
-        sampler = SequenceIndex(frames).sampler(self.num_neighbors, None, candidates=lambda i: self.overlap_candidates[i])
+        pool = self.overlap_candidates
+        sampler = SequenceIndex(frames).sampler(self.num_neighbors, None, candidates=lambda i: pool[i])
         return self._dataset(frames, neighbors=sampler)
 
     def train_dataloader(self) -> CombinedLoader:

@@ -10,8 +10,10 @@ from indoor_parsing.geometry import boundary_mask, inverse_warp, relative_pose
 from indoor_parsing.losses import photometric_loss
 
 
-def warp_neighbors(depth: torch.Tensor, K: torch.Tensor, T: torch.Tensor, neighbors: list[dict], boundary_width: int,
-                   abs_tol: float = 0.05, rel_tol: float = 0.05, scale_invariant: bool = False) -> list[dict]:  # fmt: skip
+def warp_neighbors(
+    depth: torch.Tensor, K: torch.Tensor, T: torch.Tensor, neighbors: list[dict], boundary_width: int,
+    abs_tol: float = 0.05, rel_tol: float = 0.05, scale_invariant: bool = False,
+) -> list[dict]:  # fmt: skip
     """Warp every neighbour's class probabilities (and RGB, when given) into the target view e (Eq. 4).
 
     Args:
