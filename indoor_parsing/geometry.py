@@ -100,17 +100,23 @@ def inverse_warp(
     abs_tol: float = 0.05,
     rel_tol: float = 0.05,
     mode: Literal["bilinear", "nearest"] = "bilinear",
+    scale_invariant: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample a source view into the target view through the target depth (S4-Net Eq. 4).
 
     Every target pixel p with depth d goes to ``p' = K_src T d K_tgt^-1 p`` and reads ``src`` there. A pixel is valid
     when d > 0, p' lies inside the source image (between the first and last pixel centres), the source depth at p'
     (nearest pixel, so depths are never blended across edges) is > 0, and the point is not occluded in the source:
-    ``|z_src - depth_src(p')| < abs_tol + rel_tol * z_src``.
+    ``|z_src - s * depth_src(p')| < abs_tol + rel_tol * z_src`` with s = 1.
+
+    With ``scale_invariant`` (predicted depths, S4-Net Sec. 3.3), s is the per-image median of
+    ``z_src / depth_src(p')`` over the in-view pixels: a global scale error of either depth map (or a different one in
+    each) moves every ratio alike and is absorbed, while an occluder still stands out of its image's median.
 
     Args:
         src: (B, C, Hs, Ws) values to warp; an integer tensor (labels) requires ``mode="nearest"`` and keeps its dtype.
-        src_depth: (B, 1, Hs, Ws) source depth.
+        src_depth: (B, 1, Hs, Ws) source depth; None skips the source-depth and occlusion tests (a view without
+            depth, e.g. the proxy-depth overlap of an RGB-only sequence).
         tgt_depth: (B, 1, H, W) target depth.
         K_tgt: (B, 3, 3) target intrinsics.
         K_src: (B, 3, 3) source intrinsics.
@@ -118,6 +124,7 @@ def inverse_warp(
         abs_tol: occlusion tolerance in metres.
         rel_tol: occlusion tolerance relative to z.
         mode: ``"bilinear"`` for images and features, ``"nearest"`` for labels.
+        scale_invariant: compare depths up to the median ratio (see above).
 
     Returns:
         warped (B, C, H, W), 0 where invalid (so no gradient reaches ``src`` there), and valid (B, 1, H, W) bool.
@@ -133,14 +140,26 @@ def inverse_warp(
     grid = _to_grid(uv, Hs, Ws)  # (B, H, W, 2)
     values = src.to(tgt_depth.dtype) if integer else src
     warped = F.grid_sample(values, grid.to(values.dtype), mode=mode, padding_mode="zeros", align_corners=True)
-    d_src = F.grid_sample(src_depth.to(z), grid.detach(), mode="nearest", padding_mode="zeros", align_corners=True)
     u, v = uv[:, :1], uv[:, 1:]
     tol = 1e-3  # pixels: round-off must not reject the border pixels of an identity warp
     inside = (u >= -tol) & (u <= Ws - 1 + tol) & (v >= -tol) & (v <= Hs - 1 + tol)
-    visible = (z - d_src).abs() < abs_tol + rel_tol * z
-    valid = (tgt_depth > 0) & (z > _EPS) & inside & (d_src > 0) & visible  # (B, 1, H, W)
+    valid = (tgt_depth > 0) & (z > _EPS) & inside  # (B, 1, H, W)
+    if src_depth is not None:
+        z, grid = z.detach(), grid.detach()  # the tests below are comparisons: no gradient through them
+        d_src = F.grid_sample(src_depth.to(z), grid, mode="nearest", padding_mode="zeros", align_corners=True)
+        seen = valid & (d_src > 0)
+        if scale_invariant:
+            d_src = d_src * _median_ratio(z, d_src, seen)
+        valid = seen & ((z - d_src).abs() < abs_tol + rel_tol * z)
     warped = warped * valid.to(warped.dtype)
     return (warped.round().to(src.dtype) if integer else warped), valid
+
+
+def _median_ratio(z: torch.Tensor, d: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-image median of ``z / d`` over ``mask`` (all (B, 1, H, W)), (B, 1, 1, 1); 1 where the mask is empty."""
+    ratio = torch.where(mask, z / d.clamp_min(_EPS), torch.nan).flatten(1)  # (B, H*W)
+    median = ratio.nanmedian(1).values
+    return torch.where(torch.isfinite(median), median, torch.ones_like(median)).view(-1, 1, 1, 1)
 
 
 def zbuffer_project(
@@ -223,6 +242,55 @@ def view_overlap(
     )
     total = (sub > 0).flatten(1).sum(1)
     return valid.flatten(1).sum(1).to(sub.dtype) / total.clamp(min=1).to(sub.dtype)
+
+
+def overlap_matrix(
+    depth: torch.Tensor,
+    K: torch.Tensor,
+    T: torch.Tensor,
+    *,
+    src_depth: torch.Tensor | None = None,
+    K_src: torch.Tensor | None = None,
+    occlusion: bool = True,
+    abs_tol: float = 0.05,
+    rel_tol: float = 0.05,
+    chunk: int = 256,
+) -> torch.Tensor:
+    """All-pairs view overlap of a sequence from the validity of its Eq. 4 warps, (N, N) with a zero diagonal.
+
+    Entry ``[i, j]`` is the fraction of view i's pixels with depth whose warp into view j is valid (in view, source
+    depth present, not occluded): the same test L_G applies, so a pair passes the threshold exactly when the warp
+    would supervise that share of e. Pass a coarse grid of e's pixels (e.g. every 8th pixel with
+    ``diag(1/8, 1/8, 1) K``): the cost is N^2 times its pixel count. The views warped into read their depth from
+    ``src_depth`` (finer, for an occlusion test as exact as L_G's; default: ``depth``).
+
+    Args:
+        depth: (N, 1, h, w) depth of every view's grid of target pixels, metres (0 = missing).
+        K: (N, 3, 3) intrinsics of that grid.
+        T: (N, 4, 4) camera-to-world poses.
+        src_depth: (N, 1, Hs, Ws) depth read at the warped positions (None: ``depth``).
+        K_src: (N, 3, 3) intrinsics of ``src_depth`` (None: ``K``).
+        occlusion: test source depth and occlusion; False keeps only "lands inside view j in front of it" (views
+            without depth, where ``depth`` is a proxy).
+        abs_tol, rel_tol: occlusion tolerance, as in :func:`inverse_warp`.
+        chunk: views j warped per call (memory bound).
+    """
+    N = depth.shape[0]
+    src_depth, K_src = (depth, K) if src_depth is None else (src_depth, K_src)
+    total = (depth > 0).flatten(1).sum(1).clamp(min=1).to(depth.dtype)  # (N,)
+    out = depth.new_zeros(N, N)
+    for i in range(N):
+        for j0 in range(0, N, chunk):
+            js = slice(j0, min(N, j0 + chunk))
+            n = js.stop - js.start
+            views = src_depth[js].to(depth.dtype)  # (n, 1, Hs, Ws); may be stored in half precision
+            _, valid = inverse_warp(
+                views, views if occlusion else None, depth[i : i + 1].expand(n, -1, -1, -1),
+                K[i : i + 1].expand(n, -1, -1), K_src[js], relative_pose(T[i : i + 1].expand(n, -1, -1), T[js]),
+                abs_tol=abs_tol, rel_tol=rel_tol,
+            )  # fmt: skip
+            out[i, js] = valid.flatten(1).sum(1).to(depth.dtype) / total[i]
+    return out.fill_diagonal_(0)
 
 
 def _surface_normals(points: torch.Tensor, valid: torch.Tensor, window: int = 5) -> tuple[torch.Tensor, torch.Tensor]:

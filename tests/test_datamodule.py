@@ -81,7 +81,9 @@ def test_neighbours_come_from_the_same_sequence(layout):
     validate_batch(batch, ("image", "neighbors"))
     # frame 0's only neighbour within one position is frame 1, whose pose is 0.1 m along x
     assert torch.allclose(batch["neighbors"][0]["pose"][0, 0, 3], torch.tensor(0.1))
-    assert set(dm.dataset("validate").neighbors(0)) == {1}
+    # no repeats: the second slot is padding (the frame itself), marked unusable
+    assert dm.dataset("validate").neighbors(0) == [1, 0]
+    assert batch["neighbors"][0]["usable"].all() and not batch["neighbors"][1]["usable"][0]
 
 
 def test_class_pixel_counts_cached(layout):

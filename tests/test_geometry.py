@@ -13,6 +13,7 @@ from indoor_parsing.geometry import (
     hha,
     inverse_warp,
     invert_pose,
+    overlap_matrix,
     project,
     relative_pose,
     transform_points,
@@ -137,6 +138,35 @@ def test_inverse_warp_reproduces_target_and_masks_occlusion():
     # Without the occlusion test (huge tolerance) those pixels would read the near board instead.
     _, loose = inverse_warp(img_s, dep_s, dep_t, K, K, T, abs_tol=10.0)
     assert loose[0, 0][occluded & inside].float().mean() > 0.9
+
+
+@pytest.mark.parametrize("scales", [(1.1, 0.9), (0.9, 1.1)])
+def test_scale_invariant_occlusion_test_tolerates_scale_and_still_masks_occlusion(scales):
+    """Predicted depths off by different factors: the metric test rejects most of the view, the scale-invariant
+    test keeps it and still rejects the pixels hidden behind the near board."""
+    K, T_tgt, T_src, img_t, dep_t, img_s, dep_s = _two_view_setup()
+    T = relative_pose(T_tgt, T_src)
+    _, true = inverse_warp(img_s, dep_s, dep_t, K, K, T)
+    warped, tolerant = inverse_warp(img_s, scales[1] * dep_s, scales[0] * dep_t, K, K, T, scale_invariant=True)
+    _, metric = inverse_warp(img_s, scales[1] * dep_s, scales[0] * dep_t, K, K, T)
+    X = transform_points(T_tgt, backproject(dep_t, K))[0]
+    occluded = _hits_near(T_src[0, :3, 3], X)
+    # Hidden pixels stay rejected, up to a one-pixel strip at the board's edge that the scaled depth moves past it.
+    assert occluded.sum() >= 20 and tolerant[0, 0][occluded].float().mean() < 0.25
+    assert (tolerant & true).sum() > 0.9 * true.sum() and metric.sum() < 0.5 * true.sum()
+    assert (warped - img_t).abs()[tolerant & true].mean() < 0.03  # the scaled warp still lands on the right texels
+
+
+def test_overlap_matrix_is_pairwise_view_overlap():
+    K, T_tgt, T_src, _, dep_t, _, dep_s = _two_view_setup()
+    depth, Ks, T = torch.cat([dep_t, dep_s]), K.expand(2, 3, 3), torch.cat([T_tgt, T_src])
+    M = overlap_matrix(depth, Ks, T, chunk=1)
+    assert M.shape == (2, 2) and M[0, 0] == 0 and M[1, 1] == 0
+    assert M[0, 1].item() == pytest.approx(view_overlap(dep_t, K, T_tgt, dep_s, K, T_src, stride=1).item())
+    assert M[1, 0].item() == pytest.approx(view_overlap(dep_s, K, T_src, dep_t, K, T_tgt, stride=1).item())
+    assert (overlap_matrix(depth, Ks, T, occlusion=False) >= M).all()  # no occlusion test: only "in view" left
+    flipped = overlap_matrix(depth, Ks, invert_pose(T))
+    assert not torch.allclose(flipped, M)
 
 
 def test_inverse_warp_gradients():

@@ -70,7 +70,7 @@ def test_validate_batch_accepts_contract():
         (lambda b: b.update(image=b["image"][:, :1]), r"'image': expected .*\(B,3,H,W\)"),
         (lambda b: b.update(depth=b["depth"][..., :-1]), r"'depth': expected batch 2 and size"),
         (lambda b: b.update(intrinsics=torch.zeros(2, 4, 4)), r"'intrinsics': expected \(B,3,3\)"),
-        (lambda b: b.update(neighbors=[{"image": b["image"]}]), r"neighbors\[0\].'depth': missing"),
+        (lambda b: b.update(neighbors=[{"image": b["image"]}]), r"neighbors\[0\].'intrinsics': missing"),
     ],
 )
 def test_validate_batch_names_the_key(mutate, message):

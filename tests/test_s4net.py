@@ -192,6 +192,10 @@ def test_teacher_is_refreshed_exactly_every_n_steps():
                         enable_model_summary=False, callbacks=[Snapshot()])  # fmt: skip
     trainer.fit(m, train_dataloaders=DataLoader(batches, batch_size=None, collate_fn=lambda b: b))
     assert m.teacher_refresh_steps == [0, 2, 4]
+    assert {"train/seg", "train/geo", "train/geo_coverage", "train/geo_frames_without_neighbor"} <= set(
+        trainer.callback_metrics
+    )
+    assert float(trainer.callback_metrics["train/geo_coverage"]) > 0  # an untrained teacher: many boundaries
     assert int(m.teacher_step) == 4 and not m.teacher.training
     assert not any(p.requires_grad for p in m.teacher.parameters())
     same = [torch.equal(teacher_after[s], teacher_after[s + 1]) for s in range(4)]
@@ -260,7 +264,7 @@ def test_target_batches_have_overlapping_neighbours_and_no_labels(synth):
     assert any(synth.overlap_candidates) and all(i not in js for i, js in enumerate(synth.overlap_candidates))
     assert [len(loader) for loader in synth.val_dataloader()] == [4, 4]
     assert synth.eval_names == ["scan1", "scan2"] and synth.num_classes == K20
-    assert list(synth.root.glob("s4net_overlap_*.json"))  # cached in the layout folder
+    assert list(synth.root.glob("s4net_overlap_*.npy"))  # cached in the layout folder
 
 
 def test_pose_noise_has_the_configured_magnitude(synth):

@@ -26,7 +26,8 @@ class FrameDataset(Dataset):
             supervision) while still returning their depth.
         with_pose: return ``pose``; frames without a valid pose are an error then (filter them first).
         neighbors: optional callable ``i -> list[int]`` of frame indices whose views are returned under
-            ``neighbors`` (multi-view methods); every sample of a batch must return the same count.
+            ``neighbors`` (multi-view methods); every sample of a batch must return the same count. Each view has
+            ``usable`` (bool), False for a slot that holds the frame itself (padding).
         full_labels: also return ``label_full``, the labels at the stored resolution (evaluation at full size
             while the network sees a resized image).
     """
@@ -106,7 +107,10 @@ class FrameDataset(Dataset):
             "orig_size": (frame.height, frame.width),
         }
         if self.neighbors is not None:
-            sample["neighbors"] = [self._view(j, rng, with_label=False) for j in self.neighbors(i)]
+            # A slot holding the frame itself is padding (fewer neighbours than slots): marked unusable.
+            sample["neighbors"] = [
+                self._view(j, rng, with_label=False) | {"usable": torch.tensor(j != i)} for j in self.neighbors(i)
+            ]
         return sample
 
 

@@ -1,34 +1,32 @@
 """S4NetDataModule: a labelled source DataModule + the unlabelled registered RGB-D sequence of one target scene.
 
 S4-Net (Stekovic et al.) trains on batches of labelled source images S and of frames e of a target sequence U, each
-with neighbours e' that overlap it by at least 25 %; it is evaluated on that sequence (its labels are never used in
-training) and on an independent scan of the same scene. This module is an IndoorDataModule over the *target* layout
+with neighbours e' drawn from the whole sequence among the frames that overlap it by at least 25 %; it is evaluated on
+that sequence (its labels are never used in training) and on an independent scan of the same scene. U may be RGB-only
+(no depth: the depth-predicting variant, Sec. 3.3). This module is an IndoorDataModule over the *target* layout
 (so frames, pose filtering and ``skipped_invalid_pose`` are the usual ones) that also owns the source DataModule.
 
 Loaders: fit = CombinedLoader({"source", "target"}); val / test = one loader per ``eval_sequences`` entry (scan1
 first, then scan2); predict = ``predict_sequences`` (default: the training sequence: its auto-annotation).
 """
 
-import hashlib
-import json
 import logging
 import zlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
-from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities import CombinedLoader, rank_zero_warn
 from torch.utils.data import DataLoader
 
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.data.captures.report import neighbour_report
 from indoor_parsing.data.dataset import FrameDataset
 from indoor_parsing.data.layout import Frame
+from indoor_parsing.data.overlap import candidates, diagnose, sequence_overlap
 from indoor_parsing.data.sequences import SequenceIndex
 from indoor_parsing.data.transforms import JointTransform
-from indoor_parsing.geometry import view_overlap
-from indoor_parsing.io import DataFileError, load_depth, read_json, write_json
+from indoor_parsing.io import DataFileError
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +46,15 @@ class S4NetDataModule(IndoorDataModule):
             (``val/mIoU``) and every one also as ``val/<sequence>/mIoU``. None = ``[train_sequence]``.
         predict_sequences: sequences auto-annotated by ``predict``; None = the training sequence(s).
         target_splits: layout splits searched for the target scene (comma-separated).
-        num_neighbors: neighbours e' per target frame (4 in the paper).
-        neighbor_window: candidates lie within this many sequence positions (bounds the overlap computation).
+        num_neighbors: neighbours e' per target frame (4 in the paper), distinct; a frame with fewer candidates gets
+            all of them and padding slots marked ``usable = False``.
+        neighbor_window: None (the paper): candidates come from the whole sequence; an int keeps only frames within
+            that many sequence positions.
         min_overlap: a candidate must see at least this fraction of e's valid-depth pixels (0.25 in the paper).
-        overlap_stride: the overlap is computed on every ``overlap_stride``-th pixel.
+        overlap_stride: the overlap is computed on every ``overlap_stride``-th pixel (both views).
         occlusion_abs_tol, occlusion_rel_tol: depth agreement of the overlap test (metres, relative).
+        use_target_depth: False drops the target sequences' sensor depth (an RGB-only recording); a sequence stored
+            without depth is RGB-only anyway. Needs the depth-predicting S4NetModule (``warp_depth: predicted``).
         pose_noise_rot_deg: every target pose is rotated by exactly this angle about a random axis (failure study).
         pose_noise_trans_m: ... and shifted by exactly this distance in a random direction.
         pose_noise_seed: the noise is a function of this seed and the frame key.
@@ -71,11 +73,12 @@ class S4NetDataModule(IndoorDataModule):
         predict_sequences: list[str] | None = None,
         target_splits: str = "train,val,test",
         num_neighbors: int = 4,
-        neighbor_window: int = 20,
+        neighbor_window: int | None = None,
         min_overlap: float = 0.25,
         overlap_stride: int = 4,
         occlusion_abs_tol: float = 0.05,
         occlusion_rel_tol: float = 0.05,
+        use_target_depth: bool = True,
         pose_noise_rot_deg: float = 0.0,
         pose_noise_trans_m: float = 0.0,
         pose_noise_seed: int = 0,
@@ -101,11 +104,14 @@ class S4NetDataModule(IndoorDataModule):
         self.target_splits = target_splits
         self.num_neighbors, self.neighbor_window, self.min_overlap = num_neighbors, neighbor_window, min_overlap
         self.overlap_stride, self.occlusion_tol = overlap_stride, (occlusion_abs_tol, occlusion_rel_tol)
+        self.use_target_depth = use_target_depth
         self.pose_noise = (pose_noise_rot_deg, pose_noise_trans_m, pose_noise_seed)
         self.combine_mode = combine_mode
         self.sequences: dict[str, list[Frame]] = {}
         self.train_sequences: list[str] = []
+        self.overlap: np.ndarray | None = None  # (N, N) view overlap of the last training sequence
         self.overlap_candidates: list[list[int]] | None = None
+        self.frames_without_neighbor = 0.0  # share of training frames with no candidate neighbour
 
     # ---- frames -----------------------------------------------------------------------------------------
     @property
@@ -132,6 +138,8 @@ class S4NetDataModule(IndoorDataModule):
 
     def _select_sequences(self) -> None:
         frames = [self._noisy(f) for f in self.frames(self.target_splits)]
+        if not self.use_target_depth:
+            frames = [replace(f, depth=None) for f in frames]
         scenes = sorted({f.scene for f in frames if self.train_sequence in (None, "*", f.sequence)})
         if not scenes:
             raise DataFileError(f"{self.root}: no scene has a sequence {self.train_sequence!r} in {self.target_splits}")
@@ -154,8 +162,12 @@ class S4NetDataModule(IndoorDataModule):
                     f"{self.target_splits!r}"
                 )
         for name in train:
-            if any(f.depth is None for f in by_seq[name]):
-                raise DataFileError(f"{self.root}: sequence {scene}/{name} has frames without depth")
+            missing = [f.key for f in by_seq[name] if f.depth is None]
+            if missing and len(missing) < len(by_seq[name]):
+                raise DataFileError(
+                    f"{self.root}: sequence {scene}/{name} has {len(missing)} frames without depth (e.g. "
+                    f"{missing[0]}); it needs depth for every frame or for none"
+                )
         self.sequences = by_seq
         log.info("S4-Net target %s: %s; %d frames skipped for invalid poses", scene,
                  {k: len(v) for k, v in by_seq.items()}, self.skipped_invalid_pose)  # fmt: skip
@@ -172,48 +184,22 @@ class S4NetDataModule(IndoorDataModule):
         delta[:3, 3] = trans_m * direction / np.linalg.norm(direction)
         return replace(frame, pose=tuple((frame.T @ delta).ravel().tolist()))  # perturbed in the camera frame
 
+    @property
+    def rgb_only(self) -> bool:
+        """The training sequence has no depth: L_G and L_DG must warp with predicted depth."""
+        self.setup("fit")
+        return all(f.depth is None for name in self.train_sequences for f in self.sequences[name])
+
     def _candidates(self, frames: list[Frame]) -> list[list[int]]:
-        """Per frame: indices of frames of its sequence within the window with >= ``min_overlap`` view overlap.
-
-        The overlaps are computed once (projection of low-resolution depth) and cached in the layout folder; the key
-        covers the frames, their poses and the overlap settings, so noisy poses get their own cache.
-        """
-        settings = [self.neighbor_window, self.overlap_stride, *self.occlusion_tol]
-        ident = [(f.key, f.depth, f.intrinsics, f.pose) for f in frames]
-        key = hashlib.sha1(json.dumps([settings, ident]).encode()).hexdigest()[:12]
-        cache = self.root / f"s4net_overlap_{key}.json"
-        if cache.is_file():
-            overlap = read_json(cache)["overlap"]
-        else:
-            overlap = self._overlaps(frames)
-            try:
-                write_json(cache, {"settings": settings, "keys": [f.key for f in frames], "overlap": overlap})
-            except OSError as err:  # a read-only dataset folder only costs the recomputation next time
-                log.warning("could not cache view overlaps in %s (%s)", cache, err)
-        return [[int(j) for j, v in row.items() if v >= self.min_overlap] for row in overlap]
-
-    def _overlaps(self, frames: list[Frame]) -> list[dict[str, float]]:
-        """``[{str(j): overlap of frame i seen from frame j}]`` for j within the window (positions in ``frames``)."""
-        s = self.overlap_stride
-        depth = torch.stack([torch.from_numpy(load_depth(self.root / f.depth)[::s, ::s].copy()) for f in frames])
-        depth = depth[:, None].double()  # (N, 1, h, w)
-        sub = torch.diag(torch.tensor([1.0 / s, 1.0 / s, 1.0], dtype=torch.float64))
-        K = torch.stack([sub @ torch.from_numpy(f.K) for f in frames])  # (N, 3, 3) intrinsics of the subsampled grid
-        T = torch.stack([torch.from_numpy(f.T) for f in frames])  # (N, 4, 4)
-        out = []
-        for i in range(len(frames)):
-            js = [j for j in range(max(0, i - self.neighbor_window), min(len(frames), i + self.neighbor_window + 1))
-                  if j != i]  # fmt: skip
-            if not js:
-                out.append({})
-                continue
-            n = len(js)
-            ratio = view_overlap(
-                depth[i : i + 1].expand(n, -1, -1, -1), K[i : i + 1].expand(n, -1, -1), T[i : i + 1].expand(n, -1, -1),
-                depth[js], K[js], T[js], stride=1, abs_tol=self.occlusion_tol[0], rel_tol=self.occlusion_tol[1],
-            )  # fmt: skip
-            out.append({str(j): round(float(r), 4) for j, r in zip(js, ratio, strict=True)})
-        return out
+        """Per frame: positions of the frames of the sequence with >= ``min_overlap`` view overlap (cached)."""
+        args = (self.overlap_stride, *self.occlusion_tol)
+        self.overlap = sequence_overlap(self.root, frames, *args, window=self.neighbor_window)
+        found = candidates(self.overlap, self.min_overlap)
+        self.frames_without_neighbor = sum(not c for c in found) / max(len(found), 1)
+        warning = diagnose(self.root, frames, self.overlap, self.min_overlap, self.overlap_stride, self.occlusion_tol)
+        if warning:
+            rank_zero_warn(warning)
+        return found
 
     # ---- loaders ----------------------------------------------------------------------------------------
     def _dataset(self, frames: list[Frame], neighbors=None, full_labels: bool = False) -> FrameDataset:
@@ -235,9 +221,9 @@ class S4NetDataModule(IndoorDataModule):
             frames += seq
         if self.overlap_candidates is None:
             self.overlap_candidates = candidates
-        sampler = SequenceIndex(frames).sampler(
-            self.num_neighbors, self.neighbor_window, candidates=lambda i: self.overlap_candidates[i]
-        )
+            self.frames_without_neighbor = sum(not c for c in candidates) / max(len(candidates), 1)
+        pool = self.overlap_candidates
+        sampler = SequenceIndex(frames).sampler(self.num_neighbors, None, candidates=lambda i: pool[i])
         return self._dataset(frames, neighbors=sampler)
 
     def train_dataloader(self) -> CombinedLoader:

@@ -5,7 +5,8 @@ Keys (B = batch): ``image`` float32 (B,3,H,W) normalised RGB; ``label`` int64 (B
 ``depth`` float32 (B,1,H,W) metres, 0 = missing; ``depth_valid`` bool (B,1,H,W) where depth supervision exists;
 ``intrinsics`` float32 (B,3,3) of the image as returned; ``pose`` float32 (B,4,4) camera-to-world;
 ``feat3d`` float32 (B,C,h,w) and ``feat3d_mask`` bool (B,1,h,w); ``meta`` dict of lists;
-``neighbors``: list of dicts with ``image``, ``depth``, ``intrinsics``, ``pose`` (multi-view methods).
+``neighbors``: list of dicts with ``image``, ``depth``, ``intrinsics``, ``pose`` and ``usable`` bool (B,) (False:
+a padding slot, fewer neighbours than slots) (multi-view methods).
 """
 
 import torch
@@ -82,7 +83,8 @@ def validate_batch(batch: dict, required: tuple[str, ...] = ("image",), where: s
             raise BatchContractError(f"{where}'feat3d_mask': grid {tuple(batch['feat3d_mask'].shape[-2:])} differs "
                                      f"from 'feat3d' {tuple(batch['feat3d'].shape[-2:])}")  # fmt: skip
     for i, nb in enumerate(batch.get("neighbors", [])):
-        validate_batch(nb, ("image", "depth", "intrinsics", "pose"), where=f"{where}neighbors[{i}].")
+        # depth is optional: an RGB-only sequence has none (the method that needs it says so)
+        validate_batch(nb, ("image", "intrinsics", "pose"), where=f"{where}neighbors[{i}].")
     return batch
 
 

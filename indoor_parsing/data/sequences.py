@@ -22,27 +22,30 @@ class SequenceIndex:
         self.sequences = {k: sorted(v, key=lambda i: frames[i].index) for k, v in groups.items()}
         self.position = {i: (k, p) for k, seq in self.sequences.items() for p, i in enumerate(seq)}
 
-    def neighbors(self, i: int, window: int) -> list[int]:
-        """Frames of the same sequence within ``window`` positions of frame ``i`` (excluding ``i``)."""
+    def neighbors(self, i: int, window: int | None) -> list[int]:
+        """Frames of the same sequence within ``window`` positions of frame ``i`` (None: all), excluding ``i``."""
         key, p = self.position[i]
         seq = self.sequences[key]
-        return [seq[q] for q in range(max(0, p - window), min(len(seq), p + window + 1)) if q != p]
+        lo, hi = (0, len(seq)) if window is None else (max(0, p - window), min(len(seq), p + window + 1))
+        return [seq[q] for q in range(lo, hi) if q != p]
 
-    def sampler(self, count: int, window: int, candidates=None):
-        """A callable ``i -> count`` neighbour indices drawn at random (torch RNG, so per-worker seeded).
+    def sampler(self, count: int, window: int | None, candidates=None):
+        """A callable ``i -> count`` neighbour indices drawn at random without repetition (torch RNG, so per-worker
+        seeded).
+
+        A frame with fewer than ``count`` candidates gets every candidate once and ``i`` itself in the remaining slots
+        (a batch needs equal counts); the dataset marks such slots ``usable = False``, so they carry no signal.
 
         Args:
-            count: neighbours per sample; frames with fewer candidates repeat some (a sample always has ``count``).
-            window: sequence positions searched on either side.
+            count: neighbour slots per sample.
+            window: sequence positions searched on either side (None: the whole sequence).
             candidates: optional ``i -> list[int]`` that replaces the window lookup (e.g. an overlap filter).
         """
 
         def draw(i: int) -> list[int]:
-            pool = candidates(i) if candidates is not None else self.neighbors(i, window)
-            if not pool:
-                return [i] * count  # the frame itself: warping it onto itself carries no extra signal
-            pick = torch.randint(0, len(pool), (count,)) if len(pool) < count else torch.randperm(len(pool))[:count]
-            return [pool[int(k)] for k in pick]
+            pool = [j for j in (candidates(i) if candidates is not None else self.neighbors(i, window)) if j != i]
+            pick = [pool[int(k)] for k in torch.randperm(len(pool))[:count]]
+            return pick + [i] * (count - len(pick))
 
         return draw
 

@@ -14,78 +14,21 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
-from indoor_parsing.data.sample import IMAGENET_MEAN, IMAGENET_STD, validate_batch
-from indoor_parsing.geometry import boundary_mask, inverse_warp, relative_pose
-from indoor_parsing.losses import cross_entropy, l1_depth, photometric_loss
+from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.losses import cross_entropy, l1_depth
 from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.methods.s4net_consistency import (
+    CoverageMonitor,
+    merge_labels,
+    photometric_consistency,
+    to_unit_rgb,
+    warp_neighbors,
+)
 from indoor_parsing.metrics import SUMMARY_KEYS, SegmentationMetrics
 from indoor_parsing.models.s4net import S4Net
 
-TARGET_KEYS = ("image", "depth", "intrinsics", "pose")
-
-
-def warp_neighbors(depth: torch.Tensor, K: torch.Tensor, T: torch.Tensor, neighbors: list[dict], boundary_width: int,
-                   abs_tol: float = 0.05, rel_tol: float = 0.05) -> list[dict]:  # fmt: skip
-    """Warp every neighbour's class probabilities (and RGB, when given) into the target view e (Eq. 4).
-
-    Args:
-        depth: (B, 1, H, W) depth of e used for the warp (sensor, or predicted).
-        K: (B, 3, 3) intrinsics of e.
-        T: (B, 4, 4) camera-to-world pose of e.
-        neighbors: dicts with ``prob`` (B, K, H', W') teacher probabilities, ``depth`` (B, 1, H', W') for the
-            occlusion test, ``intrinsics``, ``pose``, ``usable`` (B,) bool and optionally ``rgb`` (B, 3, H', W').
-        boundary_width: pixels within this distance of a boundary of the neighbour's predicted segments are marked.
-        abs_tol, rel_tol: occlusion test tolerance (metres, relative to depth).
-
-    Returns:
-        Per neighbour: ``prob`` (B, K, H, W), ``near`` (B, 1, H, W) near a predicted boundary, ``valid``
-        (B, 1, H, W) with depth, in view, unoccluded and usable, and ``rgb`` (B, 3, H, W) when given.
-    """
-    out = []
-    for nb in neighbors:
-        prob = nb["prob"]
-        C = prob.shape[1]
-        edge = boundary_mask(prob.argmax(1), boundary_width).unsqueeze(1).to(prob.dtype)  # (B, 1, H', W')
-        values = torch.cat([prob, edge] + ([nb["rgb"]] if "rgb" in nb else []), 1)
-        warped, valid = inverse_warp(
-            values, nb["depth"], depth, K, nb["intrinsics"], relative_pose(T, nb["pose"]), abs_tol=abs_tol,
-            rel_tol=rel_tol,
-        )  # fmt: skip
-        valid = valid & nb["usable"].view(-1, 1, 1, 1)
-        item = {"prob": warped[:, :C], "near": warped[:, C : C + 1] >= 0.5, "valid": valid}
-        if "rgb" in nb:
-            item["rgb"] = warped[:, C + 1 :]
-        out.append(item)
-    return out
-
-
-def merge_labels(warped: list[dict], ignore_index: int = 255) -> torch.Tensor:
-    """Eq. 3's target: argmax of the summed warped probabilities; ignored where no neighbour is valid or any valid
-    neighbour puts the pixel near a segment boundary. Returns (B, H, W) int64."""
-    total = sum(w["prob"] * w["valid"] for w in warped)  # (B, K, H, W)
-    covered = torch.stack([w["valid"] for w in warped]).any(0)  # (B, 1, H, W)
-    near = torch.stack([w["valid"] & w["near"] for w in warped]).any(0)
-    label = total.argmax(1)  # (B, H, W)
-    return torch.where((covered & ~near).squeeze(1), label, ignore_index)
-
-
-def photometric_consistency(rgb: torch.Tensor, seg: torch.Tensor, warped: list[dict], alpha: float) -> torch.Tensor:
-    """L_DG: photometric loss between e and each warped neighbour where the warp is valid, away from boundaries and
-    where the warped segmentation agrees with e's own (``seg``, (B, H, W)); pixel-weighted over neighbours."""
-    total, count = rgb.new_zeros(()), rgb.new_zeros(())
-    for w in warped:
-        mask = w["valid"] & ~w["near"] & (w["prob"].argmax(1) == seg).unsqueeze(1)  # (B, 1, H, W)
-        n = mask.sum()
-        total = total + photometric_loss(w["rgb"], rgb, mask, alpha) * n
-        count = count + n
-    return total / count.clamp_min(1)
-
-
-def to_unit_rgb(image: torch.Tensor) -> torch.Tensor:
-    """ImageNet-normalised (B, 3, H, W) -> RGB in [0, 1] (float, for photometric losses)."""
-    mean = image.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = image.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (image * std + mean).clamp(0, 1)
+__all__ = ["S4NetModule", "merge_labels", "photometric_consistency", "warp_neighbors"]
+TARGET_KEYS = ("image", "intrinsics", "pose")  # + "depth" when L_G warps with sensor depth
 
 
 class S4NetModule(SegmentationModule):
@@ -103,7 +46,8 @@ class S4NetModule(SegmentationModule):
         aux_weight: weight of the auxiliary terms relative to the main ones (0.4 as in PSPNet).
         depth_prediction: depth decoder sharing the encoder, trained with L_D = L_DS + λ_D L_DG (Sec. 3.3).
         depth_consistency_weight: λ_D (0.1).
-        warp_depth: "sensor" (target depth maps) or "predicted" (the depth decoder's output, detached, Sec. 3.3).
+        warp_depth: "sensor" (target depth maps) or "predicted" (the depth decoder's output, detached, Sec. 3.3;
+            needed on RGB-only target sequences). Predicted depths get a scale-tolerant occlusion test.
         photometric_alpha: SSIM weight in the photometric loss.
         max_depth: bound of the predicted depth (metres).
         init_checkpoint: checkpoint of the source stage whose network weights start the fit (None = from scratch).
@@ -152,6 +96,8 @@ class S4NetModule(SegmentationModule):
         self.register_buffer("teacher_step", torch.tensor(-1, dtype=torch.long))  # step of the last refresh
         self.teacher_refresh_steps: list[int] = []
         self.seq_metrics = nn.ModuleDict()
+        self.coverage = CoverageMonitor()
+        self.last_coverage: dict[str, float] = {}
         self.eval_names: list[str] = []
 
     def build_model(self) -> nn.Module:
@@ -196,6 +142,9 @@ class S4NetModule(SegmentationModule):
             rank_zero_warn("S4-Net adaptation without init_checkpoint: the teacher starts as an untrained network "
                            "(the paper starts from the source stage)")  # fmt: skip
         datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and self.teacher is not None and self.hparams.warp_depth == "sensor":
+            if getattr(datamodule, "rgb_only", False):
+                raise ValueError(self._rgb_only_message())
         self.eval_names = list(getattr(datamodule, "eval_names", []) or [])
         for s in STAGES:
             for name in self.eval_names:
@@ -236,6 +185,8 @@ class S4NetModule(SegmentationModule):
         if not self._validated:
             validate_batch(source, self.required_keys, where="source.")
             if target is not None:
+                if self.hparams.warp_depth == "sensor" and self.teacher is not None and "depth" not in target:
+                    raise ValueError(self._rgb_only_message())
                 validate_batch(target, TARGET_KEYS, where="target.")
             self._validated = True
         terms = self.losses(batch)
@@ -243,7 +194,14 @@ class S4NetModule(SegmentationModule):
         B = source["image"].shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=B)
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=B)
+        if "geo" in terms:  # how much of the target L_G reached: 0 means the source loss trains alone
+            self.log_dict({f"train/{k}": v for k, v in self.last_coverage.items()}, batch_size=B)
         return loss
+
+    @staticmethod
+    def _rgb_only_message() -> str:
+        return ("S4-Net: the target sequence has no depth (RGB-only), but L_G warps with sensor depth; use the "
+                "depth-predicting variant (depth_prediction: true, warp_depth: predicted)")  # fmt: skip
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """L_S (+ aux) and L_DS on the source part; L_G (+ aux) and L_DG on the target part when present."""
@@ -273,10 +231,9 @@ class S4NetModule(SegmentationModule):
         nb_depths = teacher["depth"].split(B) if teacher["depth"] is not None else [None] * len(nbs)
         views = []
         for nb, prob, nb_depth in zip(nbs, probs, nb_depths, strict=True):
-            # A frame without an overlapping neighbour gets itself as neighbour: no signal, hence unusable.
-            same = (nb["pose"] == target["pose"]).flatten(1).all(1) & (nb["image"] == target["image"]).flatten(1).all(1)
+            usable = nb.get("usable", torch.ones(B, dtype=torch.bool, device=prob.device))  # False: padding slot
             views.append({"prob": prob, "depth": nb_depth if predicted else nb["depth"], "intrinsics": nb["intrinsics"],
-                          "pose": nb["pose"], "usable": ~same})  # fmt: skip
+                          "pose": nb["pose"], "usable": usable})  # fmt: skip
             if photometric:
                 views[-1]["rgb"] = to_unit_rgb(nb["image"])
         geo = (hp.boundary_width, hp.occlusion_abs_tol, hp.occlusion_rel_tol)
@@ -284,9 +241,10 @@ class S4NetModule(SegmentationModule):
         depth = out["depth"] if predicted else target["depth"]
         # Eq. 4 warp; the merged label carries no gradient, so warping with the live predicted depth here equals
         # warping with it detached (Sec. 3.3), and the same warp then serves L_DG.
-        warped = warp_neighbors(depth, K, T, views, *geo)
+        warped = warp_neighbors(depth, K, T, views, *geo, scale_invariant=predicted)
         with torch.no_grad():
             label = merge_labels(warped, self.ignore_index)
+        self.last_coverage = self.coverage.update(label, warped, self.ignore_index)
         terms = {"geo": hp.consistency_weight * cross_entropy(out["seg"], label, ignore_index=self.ignore_index)}
         if out["aux"] is not None:
             aux = cross_entropy(out["aux"], label, ignore_index=self.ignore_index)
@@ -295,7 +253,7 @@ class S4NetModule(SegmentationModule):
             if not predicted:  # L_DG always warps with the predicted depth, whatever L_G warps with
                 for v, d in zip(views, nb_depths, strict=True):
                     v["depth"] = d
-                warped = warp_neighbors(out["depth"], K, T, views, *geo)
+                warped = warp_neighbors(out["depth"], K, T, views, *geo, scale_invariant=True)
             seg = out["seg"].detach().argmax(1)
             photo = photometric_consistency(to_unit_rgb(target["image"]), seg, warped, hp.photometric_alpha)
             terms["photo"] = hp.depth_consistency_weight * photo

@@ -46,10 +46,11 @@ def neighbour_report(dm) -> dict:
     for name in dm.train_sequences:
         frames = dm.sequences[name]
         candidates = dm._candidates(frames)
-        cov = coverage(dm, frames, candidates)
+        has_depth = all(f.depth is not None for f in frames)  # an RGB-only recording warps with predicted depth
+        cov = coverage(dm, frames, candidates) if has_depth else []
         out[name] = {
             "frames": len(frames),
-            "coverage": round(float(np.mean(cov)), 4) if cov else 0.0,
+            "coverage": (round(float(np.mean(cov)), 4) if cov else 0.0) if has_depth else None,
             "no_neighbour": [
                 f.extra.get("name", f"{f.index:06d}") for f, js in zip(frames, candidates, strict=True) if not js
             ],  # fmt: skip
@@ -64,6 +65,10 @@ def summary(report: dict) -> str:
         none = rec["no_neighbour"]
         shown = ", ".join(none[:8]) + (f" and {len(none) - 8} more" if len(none) > 8 else "")
         tail = f": {shown}" if none else ""
+        if rec["coverage"] is None:
+            lines.append(f"  {name}: {rec['frames']} frames adapted on (RGB only: coverage needs sensor depth); "
+                         f"{len(none)} frames with no valid neighbour{tail}")  # fmt: skip
+            continue
         lines.append(f"  {name}: {rec['frames']} frames adapted on, consistency loss covers {rec['coverage']:.0%} of "
                      f"the depth pixels; {len(none)} frames with no valid neighbour{tail}")  # fmt: skip
     for name, n in report.get("labelled", {}).items():
