@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from indoor_parsing.errors import UserError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class DataFileError(ValueError):
+class DataFileError(UserError):
     """A data file is missing, unreadable or has the wrong content; the message names the file."""
 
 
