@@ -38,6 +38,17 @@ def error_line(err: BaseException) -> str:
     return "error: " + " ".join(text.split("\n"))
 
 
+def _user_error_in_chain(err: BaseException | None) -> UserError | None:
+    """``err`` or the exception it was raised from (config parsers wrap the errors of constructors they call)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, UserError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 @contextlib.contextmanager
 def user_errors(hints: Sequence[Callable[[str], str | None]] = ()) -> Iterator[None]:
     """Run the body; a :class:`UserError` prints :func:`error_line` to stderr and exits with status 2.
@@ -47,7 +58,10 @@ def user_errors(hints: Sequence[Callable[[str], str | None]] = ()) -> Iterator[N
     """
     try:
         yield
-    except UserError as err:
+    except Exception as raised:  # noqa: BLE001  (only a UserError in the chain is handled; the rest re-raises)
+        err = _user_error_in_chain(raised)
+        if err is None:
+            raise
         line = error_line(err)
         extra = [h for h in (hint(line.removeprefix("error: ")) for hint in hints) if h]
         print("; ".join([line, *extra]), file=sys.stderr)

@@ -49,15 +49,20 @@ class IndoorCLI(LightningCLI):
         parser.add_lightning_class_args(MetricsReport, "report")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint's hyper-parameters here, before anything else: check the file first.
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt and ckpt not in LIGHTNING_KEYWORDS:
+            check_checkpoint(ckpt)
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         # Checkpoints follow the run's folder unless set explicitly, so runs with different default_root_dir never
         # overwrite each other and `--ckpt_path last` resumes this run.
         if config.get("checkpoint") is not None and not config.checkpoint.get("dirpath"):
             config.checkpoint.dirpath = str(Path(config.trainer.get("default_root_dir") or ".") / "checkpoints")
-        ckpt = config.get("ckpt_path")
-        if ckpt and ckpt not in LIGHTNING_KEYWORDS:
-            check_checkpoint(ckpt)
 
     def instantiate_trainer(self, **kwargs):
         config = self.config_init[self.subcommand] if self.subcommand else self.config_init
