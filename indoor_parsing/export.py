@@ -10,7 +10,6 @@ example's and compared with PyTorch (``max |Δ logits| <= ATOL + RTOL |logits|``
 """
 
 import argparse
-import json
 import statistics
 import time
 import warnings

@@ -72,4 +72,3 @@ def write_class_table(folder: Path, class_names: list[str]) -> Path:
     path = Path(folder) / "classes.csv"
     write_text(path, buf.getvalue())
     return path
-

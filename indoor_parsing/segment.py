@@ -39,8 +39,8 @@ def _check_names(paths: list[Path]) -> None:
     clashes = sorted(stem for stem, n in counts.items() if n > 1)
     if clashes:
         first = [str(p) for p in paths if p.stem == clashes[0]]
-        raise UserError(first[0], f"outputs are named after the input file and {len(first)} inputs are called "
-                        f"{clashes[0]!r} ({', '.join(first)})", "segment them into separate output folders")  # fmt: skip
+        problem = f"outputs are named after the input file and {len(first)} inputs are called {clashes[0]!r}"
+        raise UserError(first[0], f"{problem} ({', '.join(first)})", "segment them into separate output folders")
 
 
 def run(args: argparse.Namespace) -> int:

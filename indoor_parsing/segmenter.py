@@ -89,7 +89,8 @@ class Segmenter:
     @torch.no_grad()
     def probabilities(self, images: np.ndarray) -> torch.Tensor:
         """(B, H, W, 3) uint8 images of one size -> softmax (B, K, H, W) on ``device``."""
-        x = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).to(self.device).permute(0, 3, 1, 2)  # (B, 3, H, W)
+        x = torch.from_numpy(np.require(images, np.uint8, ["C", "W"])).to(self.device)
+        x = x.permute(0, 3, 1, 2)  # (B, 3, H, W)
         H, W = x.shape[-2:]
         x = normalize_image(x)
         if self.size is not None and (H, W) != self.size:

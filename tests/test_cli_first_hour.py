@@ -43,8 +43,9 @@ def test_fit_help_knows_the_methods_and_datamodules(capsys, monkeypatch):
     monkeypatch.setattr("sys.argv", ["indoor-parsing"])
     assert _main("fit", "--help") == 0
     compact = "".join(capsys.readouterr().out.split())  # the help wraps long class lists anywhere
-    for cls in ("methods.geoaware.GeoAwareModule", "methods.distill3d.Distill3DModule", "methods.s4net.S4NetModule",
-                "data.nyudv2.NYUDv2DataModule", "data.scannet.ScanNetDataModule", "data.synthrooms.SynthRoomsDataModule"):
+    methods = ("geoaware.GeoAwareModule", "distill3d.Distill3DModule", "s4net.S4NetModule")
+    datamodules = ("nyudv2.NYUDv2DataModule", "scannet.ScanNetDataModule", "synthrooms.SynthRoomsDataModule")
+    for cls in [f"methods.{m}" for m in methods] + [f"data.{d}" for d in datamodules]:
         assert f"indoor_parsing.{cls}" in compact, cls
 
 

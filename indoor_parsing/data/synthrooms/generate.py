@@ -123,7 +123,8 @@ def _refuse_foreign_files(root: Path) -> None:
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise DataFileError(
-            root, f"holds other files ({shown}); SynthRooms is generated into its root, never read from your files",
+            root,
+            f"holds other files ({shown}); SynthRooms is generated into its root, never read from your files",
             "to label your own photos use `indoor-parsing segment --input <folder>` (README, Your own data); for "
             "SynthRooms pick a new or empty folder, or leave root unset to use the cache",
         )
