@@ -56,12 +56,19 @@ def test_short_class_names_resolve(config):
 
 
 def test_checkpoints_follow_the_run_folder(config, tmp_path):
-    cli(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path / 'a'}", *FAST])
+    with_logger = [a for a in FAST if "logger" not in a]  # with a logger Lightning alone would pick its version folder
+    cli(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path / 'a'}", *with_logger])
     assert (tmp_path / "a" / "checkpoints" / "last.ckpt").is_file()
     explicit = tmp_path / "explicit"
     cli(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path / 'b'}", "--checkpoint.dirpath",
          str(explicit), *FAST])  # fmt: skip
     assert (explicit / "last.ckpt").is_file() and not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_no_shipped_config_pins_the_checkpoint_folder():
+    configs = sorted((BASELINE.parents[1]).rglob("*.yaml"))
+    pinned = [p.name for p in configs if ((cr.load(p) or {}).get("checkpoint") or {}).get("dirpath")]
+    assert len(configs) > 40 and not pinned
 
 
 def test_fit_log_shows_progress_within_the_epoch_and_no_avoidable_warnings(config, capsys):
