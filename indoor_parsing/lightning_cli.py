@@ -30,11 +30,17 @@ from indoor_parsing.methods.base import SegmentationModule
 
 def _quiet_lightning() -> None:
     """Drop Lightning's messages that say nothing about the user's run: its default-logger notice (CSV is our
-    default), a deprecation inside its own pytree code, and its product tips."""
+    default), a deprecation inside its own pytree code, its product tips, and its warning that ``args`` and
+    ``sys.argv`` are both set (``cli(args)`` is how ``claims``, ``bench`` and notebooks build runs on purpose)."""
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     warnings.filterwarnings("ignore", message=r"Starting from v1\.9\.0, `tensorboardX` has been removed")
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(lambda record: not str(record.msg).startswith("💡 Tip"))
+        logging.getLogger(name).addFilter(_no_tips)  # added once: a logger keeps one copy of a filter
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("💡 Tip")
 
 
 class IndoorCLI(LightningCLI):
