@@ -65,6 +65,7 @@ def test_resume_matches_uninterrupted_run(config, tmp_path):
     kill = '--trainer.callbacks+={"class_path": "tests.helpers.KillAfterEpoch", "init_args": {"epoch": 0}}'
     with pytest.raises(RuntimeError, match="simulated kill"):
         _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "b"), *common, kill)
+    assert (tmp_path / "b" / "last.ckpt").is_file()  # something to resume from
     resumed = _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "b"), *common,
                    "--ckpt_path", "last")  # fmt: skip
     assert resumed.trainer.global_step == straight.trainer.global_step > 0
