@@ -1,17 +1,19 @@
-"""Callbacks: prediction writer (index + colour PNGs) and the end-of-test metrics report."""
+"""Callbacks: prediction writer (index + colour PNGs), the end-of-test metrics report, progress lines for logs."""
 
 import csv
 import io
+import math
 from collections import Counter
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.callbacks import BasePredictionWriter, ProgressBar
 
 from indoor_parsing.data.captures.report import summary as report_summary
 from indoor_parsing.data.taxonomy import colorize
 from indoor_parsing.io import save_image, write_json, write_text
+from indoor_parsing.label_images import with_legend, write_class_table
 from indoor_parsing.metrics import format_table, to_csv_rows
 
 
@@ -44,19 +46,75 @@ class PredictionWriter(BasePredictionWriter):
                 conf = prediction["confidence"][b].float().cpu().numpy()
                 save_image(folder / f"{name}_conf.png", np.round(np.clip(conf, 0, 1) * 255).astype(np.uint8))
             if self.colour:
-                save_image(folder / f"{name}_color.png", colorize(ids, pl_module.num_classes))
+                preview = with_legend(colorize(ids, pl_module.num_classes), ids, pl_module.class_names)
+                save_image(folder / f"{name}_color.png", preview)
             self.written += 1
             self.per_sequence[str(folder.relative_to(self.output_dir))] += 1
 
     def on_predict_end(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
-        print(f"wrote {self.written} label maps under {self.output_dir}")
+        write_class_table(self.output_dir, pl_module.class_names)
+        print(f"wrote {self.written} label maps under {self.output_dir} (classes: {self.output_dir}/classes.csv)")
         report = getattr(trainer.datamodule, "labelling_report", None) if trainer.datamodule is not None else None
         if report is not None:  # captures: frames, coverage of the consistency loss, frames with no neighbour
             content = {**report(), "labelled": dict(self.per_sequence)}
             write_json(self.output_dir / "labelling_report.json", content)
             print(report_summary(content) + f"\n  report: {self.output_dir / 'labelling_report.json'}")
+
+
+def _total(counts: list, dataloader_idx: int) -> float:
+    return float(counts[dataloader_idx]) if dataloader_idx < len(counts) else float("inf")
+
+
+class LogProgress(ProgressBar):
+    """Progress as plain lines, for logs that are not a terminal: about ten per epoch, with the bar's metrics.
+
+    Args:
+        lines_per_epoch: progress lines per training / evaluation loop.
+    """
+
+    def __init__(self, lines_per_epoch: int = 10):
+        super().__init__()
+        self.lines_per_epoch = lines_per_epoch
+        self._enabled = True
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _line(self, trainer, pl_module, stage: str, done: int, total: float, prefix: str = "") -> None:
+        if not self._enabled or not trainer.is_global_zero:
+            return
+        every = max(1, math.ceil(total / self.lines_per_epoch)) if math.isfinite(total) and total > 0 else 50
+        if done % every and done != total:
+            return
+        metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if prefix and k.startswith(prefix)}
+        shown = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+        size = f"{done}/{int(total)}" if math.isfinite(total) else str(done)
+        print(f"{stage} {size} batches  {shown}".rstrip(), flush=True)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._line(trainer, pl_module, f"epoch {trainer.current_epoch}", batch_idx + 1, self.total_train_batches,
+                   "train/")  # fmt: skip
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if not trainer.sanity_checking:
+            self._line(trainer, pl_module, "validate", batch_idx + 1, _total(trainer.num_val_batches, dataloader_idx))
+
+    def on_validation_end(self, trainer, pl_module):
+        if self._enabled and trainer.is_global_zero and not trainer.sanity_checking:
+            scores = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k.startswith("val/")}
+            print(f"epoch {trainer.current_epoch} validation  " + "  ".join(f"{k}={v:.4g}" for k, v in scores.items()),
+                  flush=True)  # fmt: skip
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._line(trainer, pl_module, "test", batch_idx + 1, _total(trainer.num_test_batches, dataloader_idx))
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        self._line(trainer, pl_module, "predict", batch_idx + 1, _total(trainer.num_predict_batches, dataloader_idx))
 
 
 class MetricsReport(L.Callback):

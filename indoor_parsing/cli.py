@@ -2,80 +2,74 @@
 
 indoor-parsing fit --config configs/experiments/baseline_resnet18_synthrooms.yaml
 indoor-parsing test --config ... --ckpt_path runs/.../best.ckpt
+indoor-parsing segment --ckpt_path runs/.../best.ckpt --input photos/ --output labels/
 indoor-parsing prepare nyudv2 --src ... --dst ...
+
+This module imports nothing heavy, so that ``indoor-parsing --help`` answers at once; Lightning loads on use.
 """
 
 import importlib
-import os
 import sys
 
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
-from lightning.pytorch.cli import LightningCLI
+from indoor_parsing.errors import user_errors
 
-from indoor_parsing.callbacks import MetricsReport, PredictionWriter
-from indoor_parsing.data.base import IndoorDataModule
-from indoor_parsing.errors import exit_cleanly
-from indoor_parsing.methods.base import SegmentationModule
-
-# Commands that are not Lightning stages: name -> module whose main(argv) runs it.
+STAGES = {
+    "fit": "train a method (--config configs/experiments/<method>_<backbone>_<dataset>.yaml)",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the test split; writes test_metrics.md/.csv next to it",
+    "predict": "label a dataset split with a checkpoint (index + colour PNGs)",
+}
+# Commands that are not Lightning stages: name -> (module whose main(argv) runs it, one line of help).
 TOOLS = {
-    "prepare": "indoor_parsing.data.prepare",
-    "index-capture": "indoor_parsing.data.capture",
-    "gap-bench": "indoor_parsing.models.gap_bench",
-    "extract-features": "indoor_parsing.distill.extract",
-    "feature-audit": "indoor_parsing.distill.audit",
-    "depth-probe": "indoor_parsing.distill.depth_probe",
-    "bench": "indoor_parsing.bench",
-    "claims": "indoor_parsing.claims.run",
+    "segment": ("indoor_parsing.segment", "label a folder of photos, a glob or a file with a checkpoint"),
+    "export": ("indoor_parsing.export", "export a checkpoint's RGB-only network to ONNX or TorchScript, timed"),
+    "prepare": ("indoor_parsing.data.prepare", "convert a downloaded dataset (nyudv2, sunrgbd, scannet, s3dis)"),
+    "index-capture": ("indoor_parsing.data.capture", "index your own RGB-D capture for S4-Net adaptation"),
+    "extract-features": ("indoor_parsing.distill.extract", "cache a 3D teacher's features for Distill3D"),
+    "feature-audit": ("indoor_parsing.distill.audit", "share of teacher-feature cells whose point's class differs"),
+    "depth-probe": ("indoor_parsing.distill.depth_probe", "probe how much depth a 2D network's features encode"),
+    "gap-bench": ("indoor_parsing.models.gap_bench", "time and compare the GAP (geometry-aware propagation) forms"),
+    "bench": ("indoor_parsing.bench", "training / inference throughput and memory of methods and loaders"),
+    "claims": ("indoor_parsing.claims.run", "re-measure the papers' claimed gains (docs/claims)"),
 }
 
 
-class IndoorCLI(LightningCLI):
-    """LightningCLI with the DataModule's classes linked into the method and our standard callbacks."""
-
-    def add_arguments_to_parser(self, parser) -> None:
-        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
-        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.set_defaults({"checkpoint.monitor": "val/mIoU", "checkpoint.mode": "max", "checkpoint.save_last": True,
-                             "checkpoint.filename": "best"})  # fmt: skip
-        parser.add_lightning_class_args(MetricsReport, "report")
-        parser.add_lightning_class_args(PredictionWriter, "predictions")
-
-    def instantiate_trainer(self, **kwargs):
-        config = self.config_init[self.subcommand] if self.subcommand else self.config_init
-        if config["trainer"].get("enable_progress_bar") is False:  # the default rich bar would contradict it
-            callbacks = self.trainer_defaults.get("callbacks", [])
-            self.trainer_defaults["callbacks"] = [c for c in callbacks if not isinstance(c, ProgressBar)]
-        trainer = super().instantiate_trainer(**kwargs)
-        for logger in trainer.loggers:  # W&B starts before callbacks run: give it the run folder now
-            if hasattr(logger, "bind_trainer"):
-                logger.bind_trainer(trainer)
-        return trainer
+def usage() -> str:
+    width = max(map(len, [*STAGES, *TOOLS])) + 2
+    lines = ["usage: indoor-parsing <command> [options]   (indoor-parsing <command> --help for its options)", "",
+             "training and evaluation (LightningCLI; --config <file>, any key overridable):"]  # fmt: skip
+    lines += [f"  {name:<{width}}{text}" for name, text in STAGES.items()]
+    lines += ["", "tools:"] + [f"  {name:<{width}}{text}" for name, (_, text) in TOOLS.items()]
+    return "\n".join(lines)
 
 
-def cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
-    """Build (and by default run) the Lightning CLI; ``args`` as on the command line."""
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return IndoorCLI(
-        SegmentationModule,
-        IndoorDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [RichProgressBar(leave=True)]},
-        args=args,
-        run=run,
-    )
+def _cache_hint(message: str) -> str | None:
+    from indoor_parsing.data.synthrooms.datamodule import cache_hint
+
+    return cache_hint(message)
+
+
+def cli(args: list[str] | None = None, run: bool = True):
+    """Build (and by default run) the Lightning CLI; ``args`` as on the command line (None: ``sys.argv``)."""
+    from indoor_parsing.lightning_cli import build_cli
+
+    return build_cli(args, run)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point; a user's mistake (errors.UserError, e.g. a bad data file) is one ``error:`` line, exit 2."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in TOOLS:
-        sys.exit(exit_cleanly(lambda: importlib.import_module(TOOLS[argv[0]]).main(argv[1:])) or 0)
-    exit_cleanly(lambda: cli(argv))
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0 if args else 2)
+    if args[0] in TOOLS:  # a user's mistake (errors.UserError) is one ``error:`` line and exit status 2
+        with user_errors():
+            status = importlib.import_module(TOOLS[args[0]][0]).main(args[1:])
+        sys.exit(status or 0)
+    if args[0] not in STAGES:
+        print(f"error: unknown command {args[0]!r}\n\n{usage()}", file=sys.stderr)
+        sys.exit(2)
+    with user_errors(hints=[_cache_hint]):
+        cli(argv)  # None lets LightningCLI read sys.argv itself (passing it as args makes Lightning warn)
 
 
 if __name__ == "__main__":

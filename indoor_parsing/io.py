@@ -22,7 +22,7 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-class DataFileError(UserError, ValueError):
+class DataFileError(UserError):
     """A data file is missing, unreadable or has the wrong content; the message names the file."""
 
 

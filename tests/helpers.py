@@ -50,11 +50,15 @@ def make_batch(B=2, H=40, W=56, K=20, seed=0, depth=True) -> dict:
 
 
 class KillAfterEpoch(L.Callback):
-    """A callback that crashes the run at the end of training epoch ``epoch`` (after its checkpoint was written)."""
+    """A callback that crashes the run after training epoch ``epoch`` and its checkpoint (as the next one starts).
+
+    Lightning runs checkpoint callbacks after all others, so a crash in ``on_train_epoch_end`` would come before
+    that epoch's checkpoint and leave nothing to resume from.
+    """
 
     def __init__(self, epoch: int = 0):
         self.epoch = epoch
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.current_epoch == self.epoch:
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == self.epoch + 1:
             raise RuntimeError("simulated kill")

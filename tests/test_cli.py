@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from indoor_parsing.cli import cli, main
+from indoor_parsing.data.taxonomy import colorize
 from tests.config_tools import shrink_config
 
 BASELINE = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "baseline_resnet18_synthrooms.yaml"
@@ -45,7 +46,9 @@ def test_fit_test_predict(config, tmp_path):
     assert index and len(index) == len(colour)
     ids = np.asarray(Image.open(index[0]))
     assert ids.shape == (48, 64) and ids.max() < 20
-    assert np.asarray(Image.open(colour[0])).shape == (48, 64, 3)
+    preview = np.asarray(Image.open(colour[0]))  # the colour map with a legend of its classes to the right
+    np.testing.assert_array_equal(preview[:48, :64], colorize(ids, 20))
+    assert preview.shape[1] > 64 and (out / "classes.csv").is_file()
 
 
 def test_print_config(config, capsys):
@@ -62,6 +65,7 @@ def test_resume_matches_uninterrupted_run(config, tmp_path):
     kill = '--trainer.callbacks+={"class_path": "tests.helpers.KillAfterEpoch", "init_args": {"epoch": 0}}'
     with pytest.raises(RuntimeError, match="simulated kill"):
         _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "b"), *common, kill)
+    assert (tmp_path / "b" / "last.ckpt").is_file()  # something to resume from
     resumed = _fit(config, "--trainer.max_epochs=2", "--checkpoint.dirpath", str(tmp_path / "b"), *common,
                    "--ckpt_path", "last")  # fmt: skip
     assert resumed.trainer.global_step == straight.trainer.global_step > 0

@@ -18,6 +18,15 @@ from indoor_parsing.schedulers import PolyLR
 STAGES = ("val", "test")
 
 
+class TrainImageSize(L.Callback):
+    """Records the (H, W) of the training images on the method; its checkpoints keep it for inference."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        image = batch.get("image", (batch.get("source") or {}).get("image")) if isinstance(batch, dict) else None
+        if image is not None:  # plain batches, or S4-Net's {"source", "target"}
+            pl_module.train_image_size = tuple(int(s) for s in image.shape[-2:])
+
+
 class SegmentationModule(L.LightningModule):
     """The baseline: an smp network trained with cross-entropy; subclasses replace the model and the losses.
 
@@ -202,9 +211,15 @@ class SegmentationModule(L.LightningModule):
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}  # fmt: skip
 
-    # ---- exact resume -----------------------------------------------------------------------------------
+    # ---- exact resume, and what inference needs ----------------------------------------------------------
+    def configure_callbacks(self) -> list[L.Callback]:
+        return [TrainImageSize()]
+
     # The global legacy numpy RNG is what third-party code draws from, so that is the state to save.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Read by indoor_parsing.checkpoints: the class to rebuild and the size to resize inputs to.
+        checkpoint["inference"] = {"class": f"{type(self).__module__}.{type(self).__qualname__}",
+                                   "image_size": getattr(self, "train_image_size", None)}  # fmt: skip
         name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
         checkpoint["rng_states"] = {  # tensors and plain types only: loadable with torch.load(weights_only=True)
             "torch": torch.get_rng_state(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
@@ -214,6 +229,9 @@ class SegmentationModule(L.LightningModule):
         }  # fmt: skip
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        size = (checkpoint.get("inference") or {}).get("image_size")
+        if size:
+            self.train_image_size = tuple(size)
         states = checkpoint.get("rng_states")
         if states and self._trainer is not None and self._trainer.state.fn == "fit":
             torch.set_rng_state(states["torch"])

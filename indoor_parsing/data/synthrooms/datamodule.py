@@ -11,10 +11,26 @@ from indoor_parsing.data.synthrooms.generate import generate_synthrooms, setting
 CACHE_ENV = "INDOOR_PARSING_CACHE"
 
 
+def cache_base() -> Path:
+    """``$INDOOR_PARSING_CACHE/synthrooms`` (cache base defaults to ``~/.cache/indoor_parsing``)."""
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/indoor_parsing").expanduser() / "synthrooms"
+
+
 def default_root(settings: dict) -> Path:
-    """``$INDOOR_PARSING_CACHE/synthrooms/<hash>`` (cache base defaults to ``~/.cache/indoor_parsing``)."""
-    base = Path(os.environ.get(CACHE_ENV) or "~/.cache/indoor_parsing").expanduser()
-    return base / "synthrooms" / settings_hash(settings)
+    """``$INDOOR_PARSING_CACHE/synthrooms/<hash>``: one folder per generation settings."""
+    return cache_base() / settings_hash(settings)
+
+
+def cache_hint(message: str) -> str | None:
+    """The fix for an error message that starts with a file inside the SynthRooms cache: delete that copy."""
+    base = cache_base().resolve()
+    try:
+        relative = Path(message.split(": ", 1)[0]).resolve().relative_to(base)
+    except (ValueError, OSError):
+        return None
+    if not relative.parts:
+        return None
+    return f"this file is in the SynthRooms cache: delete {base / relative.parts[0]} and run again (it is regenerated)"
 
 
 class SynthRoomsDataModule(IndoorDataModule):

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from indoor_parsing.data.layout import MANIFEST, Frame, write_layout
+from indoor_parsing.data.layout import INDEX, MANIFEST, Frame, write_layout
 from indoor_parsing.data.synthrooms.render import Renderer, kinect_intrinsics
 from indoor_parsing.data.synthrooms.scene import sample_scene
 from indoor_parsing.data.synthrooms.style import Style, get_style
@@ -114,6 +114,22 @@ def _existing(root: Path, settings: dict) -> bool:
     return True
 
 
+def _refuse_foreign_files(root: Path) -> None:
+    """Generation writes into ``root``: refuse a folder holding files that are not a (partial) SynthRooms layout."""
+    if not root.is_dir():
+        return
+    ours = {"scenes", MANIFEST, INDEX}  # a killed generation leaves these; hidden names are our temporary files
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in ours and not p.name.startswith("."))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise DataFileError(
+            root,
+            f"holds other files ({shown}); SynthRooms is generated into its root, never read from your files",
+            "to label your own photos use `indoor-parsing segment --input <folder>` (README, Your own data); for "
+            "SynthRooms pick a new or empty folder, or leave root unset to use the cache",
+        )
+
+
 def generate_synthrooms(
     root: str | Path, *, num_scenes: int, sequences: Sequence[str] = ("scan1",), frames_per_sequence: int,
     height: int, width: int, style: str | Style = "source", seed: int = 0,
@@ -134,7 +150,7 @@ def generate_synthrooms(
         progress: show a tqdm progress bar.
 
     Raises:
-        DataFileError: ``root`` holds a complete layout with other settings, or another dataset.
+        DataFileError: ``root`` holds a complete layout with other settings, another dataset or other files.
     """
     settings = synthrooms_settings(
         num_scenes=num_scenes, sequences=sequences, frames_per_sequence=frames_per_sequence, height=height,
@@ -143,6 +159,7 @@ def generate_synthrooms(
     root = Path(root).expanduser()
     if _existing(root, settings):
         return root
+    _refuse_foreign_files(root)
     st = get_style(style)
     K = kinect_intrinsics(height, width)
     n_train, n_val, _ = settings["split"]
