@@ -65,7 +65,7 @@ def test_export_command_prints_latency_next_to_pytorch(checkpoints, tmp_path, ca
 
 
 def test_depth_input_checkpoints_refuse_to_export(tmp_path):
-    ckpt = save_checkpoint("geoaware_table4/hha.yaml", tmp_path / "hha.ckpt", tmp_path / "work")
+    ckpt = save_checkpoint("geoaware_table4/synthrooms/hha.yaml", tmp_path / "hha.ckpt", tmp_path / "work")
     with pytest.raises(UserError, match="needs depth at test time"):
         export(ckpt, "onnx", SIZE, tmp_path / "hha.onnx")
     assert not (tmp_path / "hha.onnx").exists()

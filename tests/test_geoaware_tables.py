@@ -30,7 +30,7 @@ def model_args(path: Path) -> dict:
 def without_run_paths(path: Path) -> dict:
     config = yaml.safe_load(path.read_text())
     config["trainer"].pop("default_root_dir")
-    config.pop("checkpoint")
+    config.pop("checkpoint", None)
     return config
 
 

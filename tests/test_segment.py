@@ -49,7 +49,7 @@ def test_segmenter_is_the_method_on_the_resized_normalised_image(ckpt):
     x = F.interpolate(x, size=TRAIN_SIZE, mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
         logits = F.interpolate(segment.module(x), size=(75, 101), mode="bilinear", align_corners=False)
-    np.testing.assert_allclose(prob, logits.softmax(1)[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(prob, logits.softmax(1)[0].numpy(), atol=1e-4)  # float32 sums in another order: ~1e-5
 
 
 def test_batches_give_the_labels_of_single_images(ckpt, tmp_path):
@@ -125,6 +125,6 @@ def test_segment_mistakes_are_one_line(case, ckpt, tmp_path, capsys):
 
 
 def test_segmenter_refuses_depth_input_checkpoints(tmp_path):
-    ckpt = save_checkpoint("geoaware_table4/hha.yaml", tmp_path / "hha.ckpt", tmp_path / "work")
+    ckpt = save_checkpoint("geoaware_table4/synthrooms/hha.yaml", tmp_path / "hha.ckpt", tmp_path / "work")
     with pytest.raises(UserError, match="needs depth at test time"):
         load_segmenter(ckpt, "cpu")

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from indoor_parsing import cli as cli_module
+from indoor_parsing import lightning_cli
 from tests.config_tools import shrink_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,7 +99,7 @@ def test_sweep_parameters_parse(path, tmp_path, cache_dir, monkeypatch):
     sweep = yaml.safe_load(path.read_text())
     params = sweep["parameters"]
     longest = max(len(candidates(s)) for s in params.values())
-    monkeypatch.setattr(cli_module.IndoorCLI, "instantiate_classes", lambda self: None)  # parse only
+    monkeypatch.setattr(lightning_cli.IndoorCLI, "instantiate_classes", lambda self: None)  # parse only
     for i in range(longest):
         chosen = {k: candidates(s)[i % len(candidates(s))] for k, s in params.items()}
         run = cli_module.cli(cli_args(sweep, tmp_path, chosen)[1:], run=False)  # no subcommand with run=False
