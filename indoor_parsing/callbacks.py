@@ -1,4 +1,4 @@
-"""Callbacks: prediction writer (index + colour PNGs) and the end-of-test metrics report."""
+"""Callbacks: prediction writer (index + colour PNGs), the end-of-test metrics report, best + last checkpoints."""
 
 import csv
 import io
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import BasePredictionWriter
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 
 from indoor_parsing.data.taxonomy import colorize
 from indoor_parsing.io import save_image, write_text
@@ -25,7 +26,8 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
         self.colour = colour
-        self.written = 0
+        self.written = 0  # by this process
+        self.total_written = 0  # by all processes, after predict
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         meta = prediction["meta"]
@@ -37,9 +39,14 @@ class PredictionWriter(BasePredictionWriter):
                 save_image(stem.parent / f"{stem.name}_color.png", colorize(ids, pl_module.num_classes))
             self.written += 1
 
+    def on_predict_start(self, trainer, pl_module):
+        self.written = 0
+
     def on_predict_end(self, trainer, pl_module):
+        # Under DDP every process writes its own frames (the sampler shares them out without repeats): count all.
+        self.total_written = int(trainer.strategy.reduce(torch.tensor(self.written), reduce_op="sum"))
         if trainer.is_global_zero:
-            print(f"wrote {self.written} label maps under {self.output_dir}")
+            print(f"wrote {self.total_written} label maps under {self.output_dir}")
 
 
 class MetricsReport(L.Callback):
@@ -82,3 +89,28 @@ class MetricsReport(L.Callback):
         write_text(self.paths[0], table + "\n")
         write_text(self.paths[1], buf.getvalue())
         print(f"metrics written to {self.paths[0]} and {self.paths[1]}")
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is the latest state at every save point, improved monitor or not.
+
+    Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only at steps where a top-k checkpoint is written,
+    so once the monitored metric stopped improving, ``last.ckpt`` held an old state and a resume from it repeated
+    training (and restarted from the wrong step).
+    """
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        due = not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        if due:
+            self._save_last_if_missed(trainer)
+
+    def on_validation_end(self, trainer, pl_module):
+        due = not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if due:
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

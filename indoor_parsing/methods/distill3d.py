@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.distributed import detect_unused_parameters
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth, masked_l2
 from indoor_parsing.methods.base import SegmentationModule
@@ -112,6 +113,8 @@ class Distill3DModule(SegmentationModule):
         super().setup(stage)
         if stage == "fit":
             self.configure_from_datamodule(self.trainer.datamodule)
+            if self.adversarial:  # two backward passes per step, each reaching one optimiser's parameters
+                detect_unused_parameters(self.trainer)
 
     def configure_from_datamodule(self, datamodule) -> None:
         """DN1's target statistics (and the unpaired bank) from the DataModule's feature cache."""
