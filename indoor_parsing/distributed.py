@@ -13,8 +13,8 @@ import torch.distributed as dist
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.distributed.nn.functional import all_reduce
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def world_size(group=None) -> int:
@@ -80,6 +80,15 @@ class SyncBatchNormPlugin(TorchSyncBatchNorm):
     """
 
     def apply(self, model: nn.Module) -> nn.Module:
+        for name, module in model.named_modules():
+            if (isinstance(module, _BatchNorm) and not isinstance(module, nn.SyncBatchNorm | SyncBatchNorm)
+                    and type(module).forward is not _BatchNorm.forward):  # fmt: skip
+                raise ValueError(
+                    f"sync_batchnorm: {name} is a {type(module).__module__}.{type(module).__qualname__}, whose forward "
+                    "does more than batch normalisation (timm's BatchNormAct2d also applies its activation); "
+                    "SyncBatchNorm would replace all of it. Set sync_batchnorm: false or use an encoder with plain "
+                    "BatchNorm layers (smp's resnet*, mobilenet_v2, efficientnet-b*)"
+                )
         model = super().apply(model)
         trainer = getattr(model, "_trainer", None)
         if trainer is not None and trainer.strategy.root_device.type == "cpu":

@@ -17,6 +17,11 @@ import lightning as L
 import torch
 
 from indoor_parsing.callbacks import PredictionWriter
+from indoor_parsing.models.minkowski_backend import import_minkowski
+
+# Imported here, so also in the forkserver: the teacher's layers unpickle as MinkowskiEngine's top-level modules,
+# which import circularly unless the package was imported first.
+import_minkowski()
 
 PRELOAD = ["indoor_parsing.cli", "indoor_parsing.methods.geoaware", "indoor_parsing.methods.distill3d",
            "indoor_parsing.methods.s4net", "indoor_parsing.methods.teacher3d", "indoor_parsing.data.multiview",
@@ -25,14 +30,16 @@ STRATEGY = json.dumps({"class_path": "lightning.pytorch.strategies.DDPStrategy",
                        "init_args": {"start_method": "forkserver"}})  # fmt: skip
 
 
-def ddp_args(devices: int = 2) -> list[str]:
-    """CLI overrides that turn configs/trainer/ddp.yaml into ``devices`` CPU processes."""
-    return ["--trainer.accelerator=cpu", f"--trainer.devices={devices}", "--trainer.precision=32-true",
-            "--trainer.strategy", STRATEGY]  # fmt: skip
+def ddp_args(devices: int = 2, forkserver: bool = True) -> list[str]:
+    """CLI overrides that turn configs/trainer/ddp.yaml into ``devices`` CPU processes (its ``ddp`` strategy, or
+    the same DDPStrategy started from the forkserver)."""
+    args = ["--trainer.accelerator=cpu", f"--trainer.devices={devices}", "--trainer.precision=32-true"]
+    return args + (["--trainer.strategy", STRATEGY] if forkserver else [])
 
 
 def probe_arg(out_dir: Path) -> str:
-    return '--trainer.callbacks+={"class_path": "tests.ddp_probe.DDPProbe", "init_args": {"out_dir": "%s"}}' % out_dir
+    return "--trainer.callbacks+=" + json.dumps({"class_path": "tests.ddp_probe.DDPProbe",
+                                                 "init_args": {"out_dir": str(out_dir)}})  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -2,12 +2,16 @@
 
 Per method, on tiny SynthRooms (3 validation frames: an odd number, which Lightning's padding sampler would count
 twice): a DDP fit of 2 steps with validation after each epoch; its last checkpoint validated by one process (the
-reference metrics), resumed in one process and under DDP for one more step, and used by a DDP ``predict``. ``configs/trainer/ddp.yaml`` is stacked as documented, with only the CPU
-overrides of :func:`tests.ddp_probe.ddp_args`; the fit runs with its ``sync_batchnorm: true`` or with it off, the
-DDP resume with the other setting.
+reference metrics), resumed in one process and under DDP for one more step, and used by a DDP ``predict``.
+``configs/trainer/ddp.yaml`` is stacked as documented, with only the CPU overrides of
+:func:`tests.ddp_probe.ddp_args`; the fit runs with its ``sync_batchnorm: true`` or with it off, the DDP resume
+with the other setting. The metrics each run compared are printed as ``DDP-METRICS`` lines (``pytest -s``).
 """
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,17 +24,23 @@ from tests.ddp_probe import ddp_args, preload, probe_arg, read_validations, tens
 
 ROOT = Path(__file__).resolve().parents[1]
 DDP_YAML = ROOT / "configs" / "trainer" / "ddp.yaml"
-COMMON = ["--trainer.enable_progress_bar=false", "--trainer.logger=false", "--trainer.check_val_every_n_epoch=1"]
+# save_top_k=0: only last.ckpt (the one resumed) is written, which also checks it is written without a top-k save
+COMMON = ["--trainer.enable_progress_bar=false", "--trainer.logger=false", "--trainer.check_val_every_n_epoch=1",
+          "--checkpoint.save_top_k=0"]  # fmt: skip
+TINY = ["--model.init_args.encoder_name=mobilenet_v2"]  # 2.2 M parameters instead of ResNet-18's 11 M
+# 3 validation clouds, small enough to score fast
 TEACHER_DATA = ["--data.init_args.num_scenes=5", "--data.init_args.split=[1, 3, 1]",
-                "--data.init_args.point_density=300"]  # fmt: skip  (3 validation clouds, small enough to score fast)
-# name: (experiment, extra CLI arguments, sync_batchnorm of the fit, predicts label maps)
+                "--data.init_args.point_density=300"]  # fmt: skip
+# name: (experiment, extra CLI arguments, sync_batchnorm of the fit, predicts label maps, forkserver)
 METHODS = {
-    "baseline": ("baseline_resnet18_synthrooms", [], True, True),
-    "geoaware": ("geoaware_resnet18_synthrooms", [], True, True),
-    "distill3d_paired": ("distill3d_resnet18_synthrooms", [], False, True),
-    "distill3d_unpaired": ("distill3d_unpaired_resnet18_synthrooms", [], True, True),
-    "s4net": ("s4net_resnet18_synthrooms", ["--model.init_args.teacher_refresh=1"], False, True),
-    "teacher3d": ("teacher3d_synthrooms", TEACHER_DATA, True, False),  # predicts points: extract-features does
+    "baseline": ("baseline_resnet18_synthrooms", TINY, True, True, True),
+    "geoaware": ("geoaware_resnet18_synthrooms", TINY, True, True, True),
+    "distill3d_paired": ("distill3d_resnet18_synthrooms", TINY, False, True, True),
+    "distill3d_unpaired": ("distill3d_unpaired_resnet18_synthrooms", TINY, True, True, True),
+    "s4net": ("s4net_resnet18_synthrooms", [*TINY, "--model.init_args.teacher_refresh=1"], False, True, True),
+    # MinkowskiEngine's layers do not survive pickling: the teacher runs the documented `ddp` (one `indoor-parsing`
+    # process per rank); it predicts points, which `extract-features` writes, so no label maps here.
+    "teacher3d": ("teacher3d_synthrooms", TEACHER_DATA, True, False, False),
 }
 SUMMARY = ("pixel_acc", "mean_acc", "mIoU", "fwIoU")
 preload()
@@ -49,9 +59,22 @@ def _cli(*args: str):
         return cli([*args, *COMMON])
 
 
-def _ddp_config(config: Path, sync_batchnorm: bool) -> list[str]:
-    """The experiment, then configs/trainer/ddp.yaml on top (later files win), then the CPU overrides."""
-    return ["--config", str(config), "--config", str(DDP_YAML), *ddp_args(), f"--trainer.sync_batchnorm={sync_batchnorm}"]
+def _indoor_parsing(*args: str) -> None:
+    """``indoor-parsing ...`` in its own process (Lightning's ``ddp`` re-runs this command line for rank 1)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "indoor_parsing.cli", *args, *COMMON]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def _ddp(forkserver: bool, config: Path, sync_batchnorm: bool, *args: str) -> None:
+    """A DDP run of the experiment with configs/trainer/ddp.yaml stacked on top (later files win) + CPU overrides."""
+    stacked = ["--config", str(config), "--config", str(DDP_YAML), *ddp_args(forkserver=forkserver),
+               f"--trainer.sync_batchnorm={sync_batchnorm}"]  # fmt: skip
+    if forkserver:
+        assert _cli(args[0], *stacked, *args[1:]).trainer.state.finished
+    else:
+        _indoor_parsing(args[0], *stacked, *args[1:])
 
 
 def _validations(out_dir: Path, world: int, step: int | None = None) -> list[list[dict]]:
@@ -87,14 +110,13 @@ def _fit_state(out_dir: Path, rank: int) -> dict:
 
 @pytest.mark.parametrize("method", list(METHODS))
 def test_method_under_ddp(method, cache_dir, tmp_path):
-    experiment, extra, sync_bn, predicts = METHODS[method]
+    experiment, extra, sync_bn, predicts, forkserver = METHODS[method]
     config = shrink_config(ROOT / "configs" / "experiments" / f"{experiment}.yaml", tmp_path)
     ddp_ckpt = tmp_path / "ckpt_ddp"
 
     # 1. DDP fit: 2 steps (one per epoch), validation after each epoch, checkpoints.
-    fit = _cli("fit", *_ddp_config(config, sync_bn), *extra, "--trainer.max_steps=2", "--trainer.num_sanity_val_steps=0",
-               "--checkpoint.dirpath", str(ddp_ckpt), probe_arg(tmp_path / "fit"))  # fmt: skip
-    assert fit.trainer.state.finished
+    _ddp(forkserver, config, sync_bn, "fit", *extra, "--trainer.max_steps=2", "--trainer.num_sanity_val_steps=0",
+         "--checkpoint.dirpath", str(ddp_ckpt), probe_arg(tmp_path / "fit"))  # fmt: skip
     ranks = [_fit_state(tmp_path / "fit", r) for r in range(2)]
     assert [s["world"] for s in ranks] == [2, 2] and [s["step"] for s in ranks] == [2, 2]
     assert ranks[0]["state"].keys() == ranks[1]["state"].keys()
@@ -122,9 +144,8 @@ def test_method_under_ddp(method, cache_dir, tmp_path):
         assert type(single.trainer.optimizers[0]).__name__ == configured.rsplit(".", 1)[1]
     single_state = _fit_state(tmp_path / "single", 0)
     assert (single_state["first_step"], single_state["step"]) == (2, 3)
-    resumed = _cli("fit", *_ddp_config(config, not sync_bn), *extra, "--ckpt_path", last, "--trainer.max_steps=3",
-                   "--checkpoint.dirpath", str(tmp_path / "ckpt_resume"), probe_arg(tmp_path / "resume"))  # fmt: skip
-    assert resumed.trainer.state.finished
+    _ddp(forkserver, config, not sync_bn, "fit", *extra, "--ckpt_path", last, "--trainer.max_steps=3",
+         "--checkpoint.dirpath", str(tmp_path / "ckpt_resume"), probe_arg(tmp_path / "resume"))  # fmt: skip
     (after,) = _validations(tmp_path / "resume", 2)
     assert after[0]["step"] == 3
     _check_coverage(after, expected)
@@ -141,7 +162,7 @@ def test_method_under_ddp(method, cache_dir, tmp_path):
 
     # 4. DDP predict: every frame written once, by one rank, atomically (no temporary files left).
     out = tmp_path / "pred"
-    _cli("predict", *_ddp_config(config, sync_bn), *extra, "--ckpt_path", last, "--predictions.output_dir", str(out),
+    _ddp(forkserver, config, sync_bn, "predict", *extra, "--ckpt_path", last, "--predictions.output_dir", str(out),
          probe_arg(tmp_path / "predict"))  # fmt: skip
     records = [json.loads((tmp_path / "predict" / f"predict_rank{r}.json").read_text()) for r in range(2)]
     written = [r["keys"] for r in records]
