@@ -8,6 +8,7 @@ owns its weights as separate ``ddp`` processes would.
 """
 
 import contextlib
+import hashlib
 import json
 import multiprocessing
 from multiprocessing.reduction import ForkingPickler
@@ -72,10 +73,23 @@ def frame_keys(batch: dict) -> list[str]:
     return [f"{s}/{q}/{int(i)}" for s, q, i in zip(meta["scene"], meta["sequence"], meta["index"], strict=True)]
 
 
+def training_fingerprint(module: torch.nn.Module) -> str:
+    """Hash of what training reads: every parameter and the buffers of modules kept in eval mode (S4-Net's teacher).
+
+    The buffers of modules in training mode (BatchNorm statistics without sync_batchnorm) legitimately differ between
+    processes until the next evaluation; they are compared at the end of ``fit``.
+    """
+    frozen = [b for m in module.modules() if not m.training for b in m.buffers(recurse=False)]
+    digest = hashlib.sha1()
+    for t in [*module.parameters(), *frozen]:
+        digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class DDPProbe(L.Callback):
     """Writes, per process: every validation (frames seen per loader, summary metrics, step, sanity check or not),
-    the frames of every prediction batch with the writers' counts, and at the end of ``fit`` the full state dict
-    with the step counters.
+    the frames of every prediction batch with the writers' counts, a :func:`training_fingerprint` after every
+    training batch, and at the end of ``fit`` the full state dict with the step counters.
 
     Args:
         out_dir: folder of ``val_rank<r>.jsonl``, ``predict_rank<r>.json`` and ``fit_rank<r>.pt``.
@@ -85,6 +99,7 @@ class DDPProbe(L.Callback):
         self.out_dir = Path(out_dir)
         self.keys: dict[int, list[str]] = {}
         self.first_step: int | None = None
+        self.steps: list[list] = []  # [global_step, training_fingerprint] after every training batch
 
     def _path(self, trainer, name: str) -> Path:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +108,9 @@ class DDPProbe(L.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if self.first_step is None:
             self.first_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.steps.append([trainer.global_step, training_fingerprint(pl_module)])
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         self.keys.setdefault(dataloader_idx, []).extend(frame_keys(batch))
@@ -119,7 +137,7 @@ class DDPProbe(L.Callback):
 
     def on_fit_end(self, trainer, pl_module):
         state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
-        torch.save({"state": state, "step": trainer.global_step, "first_step": self.first_step,
+        torch.save({"state": state, "step": trainer.global_step, "first_step": self.first_step, "steps": self.steps,
                     "world": trainer.world_size}, self._path(trainer, "fit_rank{rank}.pt"))  # fmt: skip
 
 

@@ -119,6 +119,7 @@ def test_method_under_ddp(method, cache_dir, tmp_path):
          "--checkpoint.dirpath", str(ddp_ckpt), probe_arg(tmp_path / "fit"))  # fmt: skip
     ranks = [_fit_state(tmp_path / "fit", r) for r in range(2)]
     assert [s["world"] for s in ranks] == [2, 2] and [s["step"] for s in ranks] == [2, 2]
+    assert ranks[0]["steps"] == ranks[1]["steps"] and len(ranks[0]["steps"]) == 2  # after every step (teacher too)
     assert ranks[0]["state"].keys() == ranks[1]["state"].keys()
     for key, value in ranks[0]["state"].items():  # parameters and buffers: network, teacher, discriminators
         torch.testing.assert_close(ranks[1]["state"][key], value, rtol=0, atol=0, msg=f"ranks differ in {key}")
@@ -151,6 +152,7 @@ def test_method_under_ddp(method, cache_dir, tmp_path):
     _check_coverage(after, expected)
     states = [_fit_state(tmp_path / "resume", r) for r in range(2)]
     assert [(s["first_step"], s["step"]) for s in states] == [(2, 3), (2, 3)]
+    assert states[0]["steps"] == states[1]["steps"]
     for key, value in states[0]["state"].items():
         torch.testing.assert_close(states[1]["state"][key], value, rtol=0, atol=0, msg=f"resumed ranks: {key}")
 
