@@ -15,7 +15,6 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
 from indoor_parsing.data.sample import IMAGENET_MEAN, IMAGENET_STD, validate_batch
-from indoor_parsing.distributed import broadcast_module
 from indoor_parsing.geometry import boundary_mask, inverse_warp, relative_pose
 from indoor_parsing.losses import cross_entropy, l1_depth, photometric_loss
 from indoor_parsing.methods.base import STAGES, SegmentationModule
@@ -182,9 +181,6 @@ class S4NetModule(SegmentationModule):
         if last >= 0 and step - last < self.hparams.teacher_refresh:
             return False
         self.teacher.load_state_dict(self.model.state_dict())
-        # Under DDP only parameters are kept equal; BatchNorm statistics drift per process between DDP's buffer
-        # broadcasts. Every process takes rank 0's copy, so all of them distil from one teacher.
-        broadcast_module(self.teacher)
         self.teacher_step.fill_(step)
         self.teacher_refresh_steps.append(step)
         return True
