@@ -20,11 +20,6 @@ def apply_collections_shim() -> list[str]:
     return added
 
 
-# A teacher unpickled in a new process (ddp_spawn) imports MinkowskiEngine's classes directly, before any
-# import_minkowski() call; the teacher's modules import this module first, so alias here too.
-apply_collections_shim()
-
-
 def import_minkowski():
     """Import MinkowskiEngine lazily, with a clear error where it is not installed."""
     apply_collections_shim()
