@@ -1,4 +1,5 @@
-"""Callbacks: prediction writer (index + colour PNGs), the end-of-test metrics report, progress lines for logs."""
+"""Callbacks: prediction writer (index + colour PNGs), the end-of-test metrics report, progress lines for logs,
+best + last checkpoints."""
 
 import csv
 import io
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import BasePredictionWriter, ProgressBar
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, ProgressBar
 
 from indoor_parsing.data.captures.report import summary as report_summary
 from indoor_parsing.data.taxonomy import colorize
@@ -31,7 +33,8 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output_dir = Path(output_dir)
         self.colour = colour
-        self.written = 0
+        self.written = 0  # by this process
+        self.total_written = 0  # by all processes, after predict
         self.per_sequence: Counter = Counter()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
@@ -51,11 +54,17 @@ class PredictionWriter(BasePredictionWriter):
             self.written += 1
             self.per_sequence[str(folder.relative_to(self.output_dir))] += 1
 
+    def on_predict_start(self, trainer, pl_module):
+        self.written = 0
+        self.per_sequence.clear()
+
     def on_predict_end(self, trainer, pl_module):
+        # Under DDP every process writes its own frames (the sampler shares them out without repeats): count all.
+        self.total_written = int(trainer.strategy.reduce(torch.tensor(self.written), reduce_op="sum"))
         if not trainer.is_global_zero:
             return
         write_class_table(self.output_dir, pl_module.class_names)
-        print(f"wrote {self.written} label maps under {self.output_dir} (classes: {self.output_dir}/classes.csv)")
+        print(f"wrote {self.total_written} label maps under {self.output_dir} (classes: {self.output_dir}/classes.csv)")
         report = getattr(trainer.datamodule, "labelling_report", None) if trainer.datamodule is not None else None
         if report is not None:  # captures: frames, coverage of the consistency loss, frames with no neighbour
             content = {**report(), "labelled": dict(self.per_sequence)}
@@ -157,3 +166,28 @@ class MetricsReport(L.Callback):
         write_text(self.paths[0], table + "\n")
         write_text(self.paths[1], buf.getvalue())
         print(f"metrics written to {self.paths[0]} and {self.paths[1]}")
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` is the latest state at every save point, improved monitor or not.
+
+    Since Lightning 2.6, ``save_last=True`` writes ``last.ckpt`` only at steps where a top-k checkpoint is written,
+    so once the monitored metric stopped improving, ``last.ckpt`` held an old state and a resume from it repeated
+    training (and restarted from the wrong step).
+    """
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        due = not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        if due:
+            self._save_last_if_missed(trainer)
+
+    def on_validation_end(self, trainer, pl_module):
+        due = not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if due:
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer) -> None:
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -1,13 +1,15 @@
 """The LightningCLI behind ``indoor-parsing fit|validate|test|predict`` (imported on demand by cli.py)."""
 
+import copy
 import logging
 import os
 import sys
 import warnings
 from pathlib import Path
 
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar
+from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.layer_sync import LayerSync
 
 # Every method and DataModule is imported so that `fit --help` lists them as known subclasses and short class
 # names (`--model GeoAwareModule`, `--data NYUDv2DataModule`) resolve.
@@ -22,10 +24,13 @@ import indoor_parsing.methods.distill3d
 import indoor_parsing.methods.geoaware
 import indoor_parsing.methods.s4net
 import indoor_parsing.methods.teacher3d  # noqa: F401
-from indoor_parsing.callbacks import LogProgress, MetricsReport, PredictionWriter
+from indoor_parsing.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
 from indoor_parsing.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
 from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.distributed import SyncBatchNormPlugin
 from indoor_parsing.methods.base import SegmentationModule
+
+OPTIMISATION = ("optimizer", "scheduler")  # model arguments that checkpoints do not hold
 
 
 def _quiet_lightning() -> None:
@@ -49,11 +54,17 @@ class IndoorCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.monitor": "val/mIoU", "checkpoint.mode": "max", "checkpoint.save_last": True,
                              "checkpoint.filename": "best"})  # fmt: skip
         parser.add_lightning_class_args(MetricsReport, "report")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
+
+    def parse_arguments(self, parser, args) -> None:
+        super().parse_arguments(parser, args)
+        sub = self.config.get("subcommand")
+        keys = [f"{sub}.model.init_args.{name}" if sub else f"model.init_args.{name}" for name in OPTIMISATION]
+        self._optimisation = {k: copy.deepcopy(self.config.get(k)) for k in keys if self.config.get(k) is not None}
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the checkpoint's hyper-parameters here, before anything else: check the file first.
@@ -64,6 +75,11 @@ class IndoorCLI(LightningCLI):
         super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
+        # With --ckpt_path, Lightning re-parses the model block from the checkpoint's hyper-parameters, which leave
+        # the optimiser and scheduler out (they are not saved): jsonargparse then fell back to the signature's
+        # defaults, and a resumed SGD run went on with AdamW. The configured ones stay.
+        for key, value in self._optimisation.items():
+            self.config[key] = value
         config = self.config[self.subcommand] if self.subcommand else self.config
         # Checkpoints follow the run's folder unless set explicitly, so runs with different default_root_dir never
         # overwrite each other and `--ckpt_path last` resumes this run.
@@ -75,6 +91,11 @@ class IndoorCLI(LightningCLI):
         if config["trainer"].get("enable_progress_bar") is False:  # the default bar would contradict it
             callbacks = self.trainer_defaults.get("callbacks", [])
             self.trainer_defaults["callbacks"] = [c for c in callbacks if not isinstance(c, ProgressBar)]
+        if config["trainer"].get("sync_batchnorm"):  # torch's SyncBatchNorm fails on CPU processes; ours does not
+            plugins = config["trainer"].get("plugins") or []
+            plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+            if not any(isinstance(p, LayerSync) for p in plugins):
+                kwargs["plugins"] = [*plugins, SyncBatchNormPlugin()]
         trainer = super().instantiate_trainer(**kwargs)
         for logger in trainer.loggers:  # W&B starts before callbacks run: give it the run folder now
             if hasattr(logger, "bind_trainer"):

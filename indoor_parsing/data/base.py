@@ -172,9 +172,10 @@ class IndoorDataModule(L.LightningDataModule):
     def make_loader(self, dataset, shuffle: bool) -> DataLoader:
         """A loader with our sampler (order and augmentation fixed by seed and epoch) and collate function."""
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = EpochSampler(len(dataset), shuffle, seed)  # this process's share under DDP
         return DataLoader(
-            dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, seed),
-            num_workers=self.num_workers, collate_fn=collate, drop_last=shuffle and len(dataset) >= self.batch_size,
+            dataset, batch_size=self.batch_size, sampler=sampler,
+            num_workers=self.num_workers, collate_fn=collate, drop_last=shuffle and len(sampler) >= self.batch_size,
             persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
         )  # fmt: skip
 

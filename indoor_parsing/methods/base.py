@@ -10,6 +10,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.distributed import broadcast_module
 from indoor_parsing.losses import cross_entropy, median_frequency_weights
 from indoor_parsing.metrics import SegmentationMetrics
 from indoor_parsing.models.baseline import SmpSegmenter
@@ -155,6 +156,12 @@ class SegmentationModule(L.LightningModule):
         if torch.isfinite(loss):
             self.log(f"{stage}/loss", loss, batch_size=batch["image"].shape[0], sync_dist=True)
         return out
+
+    def on_validation_start(self) -> None:
+        # DDP keeps parameters equal but not statistics (BatchNorm without sync_batchnorm, DN targets): it broadcasts
+        # rank 0's buffers before a forward only under automatic optimisation. Every process evaluates rank 0's
+        # state, the one its checkpoint holds.
+        broadcast_module(self, buffers_only=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
+from indoor_parsing.distributed import detect_unused_parameters
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth, masked_l2
 from indoor_parsing.methods.base import SegmentationModule
@@ -119,6 +120,8 @@ class Distill3DModule(SegmentationModule):
             self.configure_from_datamodule(self.trainer.datamodule)
             if self.hparams.mode == "cascade":
                 self.load_depth_net(self.hparams.depth_ckpt)
+            if self.adversarial:  # two backward passes per step, each reaching one optimiser's parameters
+                detect_unused_parameters(self.trainer)
 
     def load_depth_net(self, path: str | None) -> None:
         """Cascade: the frozen depth network's weights from the depth stage's checkpoint."""

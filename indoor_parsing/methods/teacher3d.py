@@ -125,9 +125,9 @@ class PointCloudMixin:
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         dataset = self.dataset(stage)
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle, seed),
-                          num_workers=self.num_workers, collate_fn=collate_points,
-                          drop_last=shuffle and len(dataset) >= self.batch_size)  # fmt: skip
+        sampler = EpochSampler(len(dataset), shuffle, seed)  # this process's share under DDP
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=collate_points, drop_last=shuffle and len(sampler) >= self.batch_size)  # fmt: skip
 
 
 class PointCloudDataModule(PointCloudMixin, IndoorDataModule):
