@@ -187,8 +187,9 @@ def test_method_under_ddp(method, cache_dir, tmp_path):
     assert len(frames) == len(set(frames))
     assert [r["written"] for r in records] == [[len(written[0])], [len(written[1])]]
     assert [r["total_written"] for r in records] == [[len(frames)], [len(frames)]]
-    files = sorted(p for p in out.rglob("*.png") if not p.name.endswith("_color.png"))
+    files = sorted(p for p in out.rglob("*.png") if not p.name.endswith(("_color.png", "_conf.png")))
     assert len(files) == len(frames) and len(list(out.rglob("*_color.png"))) == len(frames)
+    assert len(list(out.rglob("*_conf.png"))) == len(frames)
     assert not [p for p in out.rglob("*") if p.is_file() and ".tmp" in p.name]
 
 
