@@ -61,13 +61,18 @@ class PredictionWriter(BasePredictionWriter):
     def on_predict_end(self, trainer, pl_module):
         # Under DDP every process writes its own frames (the sampler shares them out without repeats): count all.
         self.total_written = int(trainer.strategy.reduce(torch.tensor(self.written), reduce_op="sum"))
+        per_sequence = Counter(self.per_sequence)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, dict(self.per_sequence))  # every rank's frames
+            per_sequence = sum((Counter(g) for g in gathered), Counter())
         if not trainer.is_global_zero:
             return
         write_class_table(self.output_dir, pl_module.class_names)
         print(f"wrote {self.total_written} label maps under {self.output_dir} (classes: {self.output_dir}/classes.csv)")
         report = getattr(trainer.datamodule, "labelling_report", None) if trainer.datamodule is not None else None
         if report is not None:  # captures: frames, coverage of the consistency loss, frames with no neighbour
-            content = {**report(), "labelled": dict(self.per_sequence)}
+            content = {**report(), "labelled": dict(per_sequence)}
             write_json(self.output_dir / "labelling_report.json", content)
             print(report_summary(content) + f"\n  report: {self.output_dir / 'labelling_report.json'}")
 

@@ -190,6 +190,9 @@ def test_method_under_ddp(method, cache_dir, tmp_path):
     files = sorted(p for p in out.rglob("*.png") if not p.name.endswith(("_color.png", "_conf.png")))
     assert len(files) == len(frames) and len(list(out.rglob("*_color.png"))) == len(frames)
     assert len(list(out.rglob("*_conf.png"))) == len(frames)
+    report = out / "labelling_report.json"  # S4-Net's auto-labelling report counts the frames of every rank
+    if report.is_file():
+        assert sum(json.loads(report.read_text())["labelled"].values()) == len(frames)
     assert not [p for p in out.rglob("*") if p.is_file() and ".tmp" in p.name]
 
 
