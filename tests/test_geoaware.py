@@ -172,11 +172,14 @@ def test_depth_output_is_metres_at_input_resolution():
     with torch.no_grad():
         depth = m.run(batch)["depth"]
         assert depth.shape == (2, 1, 37, 53) and (depth > 0).all()
-        assert 1.0 < depth.median() < 5.0  # the head starts near a typical indoor depth (2.5 m)
-        # A head that outputs softplus⁻¹(5) everywhere must read 5 m: no hidden scale between output and metres.
+        # With its weights zeroed the head outputs its initial bias: a typical indoor depth, 2.5 m, so berHu starts
+        # small (a default-initialised bias would read about softplus(0) = 0.7 m).
         torch.nn.init.zeros_(m.model.depth_head.weight)
+        start = m.run(batch)["depth"]
+        # A head that outputs softplus⁻¹(5) everywhere must read 5 m: no hidden scale between output and metres.
         m.model.depth_head.bias.fill_(math.log(math.expm1(5.0)))
         out = m.run(batch)
+    torch.testing.assert_close(start, torch.full((2, 1, 37, 53), 2.5))
     torch.testing.assert_close(out["depth"], torch.full((2, 1, 37, 53), 5.0))
     batch["depth"] = torch.full_like(batch["depth"], 5.0)
     assert m.loss_terms(out, batch)["depth"].item() == pytest.approx(0.0, abs=1e-5)
