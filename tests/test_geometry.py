@@ -10,7 +10,6 @@ import torch
 from indoor_parsing.geometry import (
     backproject,
     boundary_mask,
-    hha,
     inverse_warp,
     invert_pose,
     overlap_matrix,
@@ -20,6 +19,7 @@ from indoor_parsing.geometry import (
     view_overlap,
     zbuffer_project,
 )
+from indoor_parsing.hha import hha
 from indoor_parsing.io import load_depth, load_rgb
 
 
