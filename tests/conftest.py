@@ -29,3 +29,12 @@ def real_roots(tmp_path_factory) -> dict:
     from tests.real_fixtures import build_all
 
     return build_all(tmp_path_factory.mktemp("real"))
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A SynthRooms cache folder (INDOOR_PARSING_CACHE) shared by one test module's runs."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("synthrooms_cache")
+        mp.setenv("INDOOR_PARSING_CACHE", str(path))
+        yield path

@@ -49,14 +49,6 @@ SUMMARY = ("pixel_acc", "mean_acc", "mIoU", "fwIoU")
 preload()
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("synthrooms_cache")
-        mp.setenv("INDOOR_PARSING_CACHE", str(path))
-        yield path
-
-
 def _cli(*args: str):
     with tensors_by_value():
         return cli([*args, *COMMON])

@@ -24,14 +24,6 @@ def _ids(paths):
     return [p.stem for p in paths]
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("synthrooms_cache")
-        mp.setenv("INDOOR_PARSING_CACHE", str(path))
-        yield path
-
-
 def candidates(spec: dict) -> list:
     """Values a parameter spec can produce that are worth parsing: every listed value, or the range ends."""
     if "value" in spec:
