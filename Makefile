@@ -35,7 +35,7 @@ claims: install
 	$(CLI) claims --out docs/claims --seeds 0 1 2 $(CLAIMS_ARGS)
 
 docs: install
-	$(PY) -m indoor_parsing.data.synthrooms.preview --out docs/synthrooms.png
+	$(PY) -m indoor_parsing.tools.synthrooms_preview --out docs/synthrooms.png
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -21,16 +21,19 @@ STAGES = {
 }
 # Commands that are not Lightning stages: name -> (module whose main(argv) runs it, one line of help).
 TOOLS = {
-    "segment": ("indoor_parsing.segment", "label a folder of photos, a glob or a file with a checkpoint"),
-    "export": ("indoor_parsing.export", "export a checkpoint's RGB-only network to ONNX or TorchScript, timed"),
+    "segment": ("indoor_parsing.inference.segment", "label a folder of photos, a glob or a file with a checkpoint"),
+    "export": (
+        "indoor_parsing.inference.export",
+        "export a checkpoint's RGB-only network to ONNX or TorchScript, timed",
+    ),
     "prepare": ("indoor_parsing.data.prepare", "convert a downloaded dataset (nyudv2, sunrgbd, scannet, s3dis)"),
     "index-capture": ("indoor_parsing.data.capture", "index your own RGB-D capture for S4-Net adaptation"),
     "extract-features": ("indoor_parsing.distill.extract", "cache a 3D teacher's features for Distill3D"),
     "feature-audit": ("indoor_parsing.distill.audit", "share of teacher-feature cells whose point's class differs"),
     "depth-probe": ("indoor_parsing.distill.depth_probe", "probe how much depth a 2D network's features encode"),
-    "gap-bench": ("indoor_parsing.models.gap_bench", "time and compare the GAP (geometry-aware propagation) forms"),
-    "bench": ("indoor_parsing.bench", "training / inference throughput and memory of methods and loaders"),
-    "claims": ("indoor_parsing.claims.run", "re-measure the papers' claimed gains (docs/claims)"),
+    "gap-bench": ("indoor_parsing.tools.gap_bench", "time and compare the GAP (geometry-aware propagation) forms"),
+    "bench": ("indoor_parsing.tools.bench", "training / inference throughput and memory of methods and loaders"),
+    "claims": ("indoor_parsing.tools.claims.run", "re-measure the papers' claimed gains (docs/claims)"),
 }
 
 

@@ -14,8 +14,10 @@ from lightning.pytorch.plugins.layer_sync import LayerSync
 # Every method and DataModule is imported so that `fit --help` lists them as known subclasses and short class
 # names (`--model GeoAwareModule`, `--data NYUDv2DataModule`) resolve.
 import indoor_parsing.data.capture
+import indoor_parsing.data.features
 import indoor_parsing.data.multiview
 import indoor_parsing.data.nyudv2
+import indoor_parsing.data.points
 import indoor_parsing.data.s3dis
 import indoor_parsing.data.scannet
 import indoor_parsing.data.sunrgbd
@@ -24,11 +26,11 @@ import indoor_parsing.methods.distill3d
 import indoor_parsing.methods.geoaware
 import indoor_parsing.methods.s4net
 import indoor_parsing.methods.teacher3d  # noqa: F401
-from indoor_parsing.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
-from indoor_parsing.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
 from indoor_parsing.data.base import IndoorDataModule
-from indoor_parsing.distributed import SyncBatchNormPlugin
+from indoor_parsing.inference.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
 from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.training.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
+from indoor_parsing.training.distributed import SyncBatchNormPlugin
 
 OPTIMISATION = ("optimizer", "scheduler")  # model arguments that checkpoints do not hold
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from indoor_parsing import config_rewrite as cr
 from indoor_parsing.distill.extract import build_smoke_cache
 from indoor_parsing.methods.cascade_depth import build_smoke_depth_checkpoint
+from indoor_parsing.tools import config_rewrite as cr
 
 TINY_SYNTH = {"num_scenes": 3, "frames_per_sequence": 3, "height": 48, "width": 64, "split": [1, 1, 1]}
 

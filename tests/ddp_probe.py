@@ -17,16 +17,16 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from indoor_parsing.callbacks import PredictionWriter
 from indoor_parsing.models.minkowski_backend import import_minkowski
+from indoor_parsing.training.callbacks import PredictionWriter
 
 # Imported here, so also in the forkserver: the teacher's layers unpickle as MinkowskiEngine's top-level modules,
 # which import circularly unless the package was imported first.
 import_minkowski()
 
 PRELOAD = ["indoor_parsing.lightning_cli", "indoor_parsing.methods.geoaware", "indoor_parsing.methods.distill3d",
-           "indoor_parsing.methods.s4net", "indoor_parsing.methods.teacher3d", "indoor_parsing.data.multiview",
-           "indoor_parsing.distill.cache", "tests.ddp_probe"]  # fmt: skip
+           "indoor_parsing.methods.s4net", "indoor_parsing.methods.teacher3d", "indoor_parsing.data.points",
+           "indoor_parsing.data.multiview", "indoor_parsing.data.features", "tests.ddp_probe"]  # fmt: skip
 STRATEGY = json.dumps({"class_path": "lightning.pytorch.strategies.DDPStrategy",
                        "init_args": {"start_method": "forkserver"}})  # fmt: skip
 

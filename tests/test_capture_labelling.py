@@ -6,10 +6,10 @@ import lightning as L
 import numpy as np
 from PIL import Image
 
-from indoor_parsing.callbacks import PredictionWriter
 from indoor_parsing.data.capture import CaptureDataModule
 from indoor_parsing.data.multiview import S4NetDataModule
 from indoor_parsing.methods.s4net import S4NetModule
+from indoor_parsing.training.callbacks import PredictionWriter
 from tests.capture_fixtures import look_pose, render_room, room_frames, write_scannet_export
 
 K = np.array([[40.0, 0, 31.5], [0, 40.0, 23.5], [0, 0, 1]])

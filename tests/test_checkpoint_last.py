@@ -4,7 +4,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from indoor_parsing.callbacks import BestAndLastCheckpoint
+from indoor_parsing.training.callbacks import BestAndLastCheckpoint
 
 
 class Worsening(L.LightningModule):

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from indoor_parsing.claims import run as claims_run
-from indoor_parsing.claims.plan import Arm, Comparison
-from indoor_parsing.claims.report import paired, summarise, welch, write_report
+from indoor_parsing.tools.claims import run as claims_run
+from indoor_parsing.tools.claims.plan import Arm, Comparison
+from indoor_parsing.tools.claims.report import paired, summarise, welch, write_report
 from tests.config_tools import shrink_config
 
 

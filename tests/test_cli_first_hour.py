@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from indoor_parsing import config_rewrite as cr
 from indoor_parsing.cli import STAGES, TOOLS, cli, main
 from indoor_parsing.methods.geoaware import GeoAwareModule
+from indoor_parsing.tools import config_rewrite as cr
 from tests.config_tools import shrink_config
 
 BASELINE = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "baseline_resnet18_synthrooms.yaml"

@@ -3,11 +3,11 @@ import pytest
 from PIL import Image
 
 from indoor_parsing.data import prepare as prep
+from indoor_parsing.data.formats.sens import SensFile, export_sens
 from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.prepare import resize_image, scale_intrinsics
 from indoor_parsing.data.scannet import ScanNetDataModule, prepare
 from indoor_parsing.data.scannet_labels import SPLIT_SIZES, official_scan_splits, read_label_map
-from indoor_parsing.data.sens import SensFile, export_sens
 from indoor_parsing.data.taxonomy import IGNORE, class_set
 from indoor_parsing.io import DataFileError, load_depth, load_label, load_rgb
 from tests.fixtures_formats import datamodule_from_config, write_label_zip, write_ply, write_scannet_frames, write_sens

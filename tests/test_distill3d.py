@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from indoor_parsing.data.features import Distill3DDataModule, FeatureCache, resample_grid
 from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.synthrooms.generate import generate_synthrooms
 from indoor_parsing.data.taxonomy import class_set
 from indoor_parsing.distill.audit import label_mismatch
-from indoor_parsing.distill.cache import Distill3DDataModule, FeatureCache, resample_grid
 from indoor_parsing.distill.extract import build_bank_cache, build_test_cache, extract_features
 from indoor_parsing.io import DataFileError, load_label
 from indoor_parsing.methods.distill3d import Distill3DModule

@@ -7,10 +7,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from indoor_parsing.checkpoints import load_method
 from indoor_parsing.cli import main
 from indoor_parsing.errors import UserError
-from indoor_parsing.export import ATOL, RTOL, export
+from indoor_parsing.inference.checkpoints import load_method
+from indoor_parsing.inference.export import ATOL, RTOL, export
 from tests.inference_tools import METHOD_CONFIGS, save_checkpoint
 
 SIZE = (40, 56)  # not a multiple of the encoders' stride: the padding is part of the exported graph

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from indoor_parsing.data.base import IndoorDataModule
-from indoor_parsing.depth_metrics import DepthMetrics
 from indoor_parsing.losses import FocalStyleCE
 from indoor_parsing.methods.geoaware import GeoAwareModule
-from indoor_parsing.models import gap_bench
+from indoor_parsing.metrics.depth import DepthMetrics
 from indoor_parsing.models.gap import GAP, VanConv, gap_direct, gap_linear, gap_softmax
+from indoor_parsing.tools import gap_bench
 from tests.helpers import make_batch, make_layout
 from tests.method_harness import check_checkpoint_round_trip, check_odd_sizes
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from indoor_parsing.hha import hha
+from indoor_parsing.geometry.hha import hha
 from indoor_parsing.methods.geoaware import GeoAwareModule
 from indoor_parsing.models.geoaware import SPFBlock
 from tests.helpers import make_batch

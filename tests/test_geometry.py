@@ -7,20 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from indoor_parsing.geometry import (
-    backproject,
-    boundary_mask,
-    inverse_warp,
-    invert_pose,
-    overlap_matrix,
-    project,
-    relative_pose,
-    transform_points,
-    view_overlap,
-    zbuffer_project,
-)
-from indoor_parsing.hha import hha
+from indoor_parsing.geometry.camera import backproject, invert_pose, project, relative_pose, transform_points
+from indoor_parsing.geometry.hha import hha
+from indoor_parsing.geometry.overlap import overlap_matrix, view_overlap
+from indoor_parsing.geometry.warp import inverse_warp, zbuffer_project
 from indoor_parsing.io import load_depth, load_rgb
+from indoor_parsing.methods.s4net_consistency import boundary_mask
 
 
 def _K(fx=40.0, fy=42.0, cx=23.5, cy=15.5, dtype=torch.float64) -> torch.Tensor:

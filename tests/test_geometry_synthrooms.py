@@ -5,7 +5,8 @@ import torch
 
 from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.synthrooms import generate_synthrooms
-from indoor_parsing.geometry import backproject, inverse_warp, relative_pose, transform_points
+from indoor_parsing.geometry.camera import backproject, relative_pose, transform_points
+from indoor_parsing.geometry.warp import inverse_warp
 from indoor_parsing.io import load_depth, load_label
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from indoor_parsing.methods.base import SegmentationModule
-from indoor_parsing.schedulers import PolyLR
+from indoor_parsing.training.schedulers import PolyLR
 from tests.helpers import make_batch
 from tests.method_harness import check_checkpoint_round_trip, check_forward_backward, check_odd_sizes
 

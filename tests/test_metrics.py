@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from indoor_parsing.metrics import SegmentationMetrics, format_table, metrics_from_confusion, to_csv_rows
+from indoor_parsing.metrics.segmentation import SegmentationMetrics, format_table, metrics_from_confusion, to_csv_rows
 
 IGNORE = 255
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from indoor_parsing.data import prepare as prep
-from indoor_parsing.methods.teacher3d import PointCloudDataModule, Teacher3DModule
+from indoor_parsing.data.points import PointCloudDataModule
+from indoor_parsing.methods.teacher3d import Teacher3DModule
 from tests.fixtures_formats import write_s3dis_room
 from tests.test_teacher3d import SMALL, needs_minkowski
 

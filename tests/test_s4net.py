@@ -12,7 +12,8 @@ from torch.utils.data import DataLoader
 from indoor_parsing.data.capture import CaptureDataModule
 from indoor_parsing.data.multiview import S4NetDataModule
 from indoor_parsing.data.synthrooms.datamodule import SynthRoomsDataModule
-from indoor_parsing.geometry import inverse_warp, relative_pose
+from indoor_parsing.geometry.camera import relative_pose
+from indoor_parsing.geometry.warp import inverse_warp
 from indoor_parsing.io import DataFileError, load_depth, load_label, save_depth, save_image
 from indoor_parsing.losses import photometric_loss
 from indoor_parsing.methods.s4net import S4NetModule, merge_labels, warp_neighbors

@@ -11,7 +11,7 @@ from indoor_parsing.data.dataset import collate
 from indoor_parsing.data.multiview import S4NetDataModule
 from indoor_parsing.data.overlap import candidates, diagnose, sequence_overlap
 from indoor_parsing.data.sequences import SequenceIndex
-from indoor_parsing.geometry import view_overlap
+from indoor_parsing.geometry.overlap import view_overlap
 from indoor_parsing.io import load_depth, load_label
 from indoor_parsing.methods.s4net import merge_labels, warp_neighbors
 from tests.test_s4net import K20, module, synth  # noqa: F401  (synth: the shared SynthRooms fixture)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from indoor_parsing.geometry import backproject
+from indoor_parsing.geometry.camera import backproject
 from indoor_parsing.methods.s4net import S4NetModule, merge_labels, photometric_consistency
 from indoor_parsing.methods.s4net_consistency import CoverageMonitor
 from tests.test_s4net import K20, _pose, combined_batch, module

@@ -12,7 +12,7 @@ from indoor_parsing.cli import main
 from indoor_parsing.data.sample import normalize_image
 from indoor_parsing.data.taxonomy import colorize
 from indoor_parsing.errors import UserError
-from indoor_parsing.segmenter import load_segmenter
+from indoor_parsing.inference.segmenter import load_segmenter
 from tests.inference_tools import save_checkpoint
 
 TRAIN_SIZE = (48, 64)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from indoor_parsing.distributed import SyncBatchNorm, SyncBatchNormPlugin
+from indoor_parsing.training.distributed import SyncBatchNorm, SyncBatchNormPlugin
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from indoor_parsing.data.layout import Frame
+from indoor_parsing.data.points import PointCloudDataModule, points_key
 from indoor_parsing.data.synthrooms.generate import generate_synthrooms
 from indoor_parsing.io import DataFileError
-from indoor_parsing.methods.teacher3d import PointCloudDataModule, Teacher3DModule, points_key
+from indoor_parsing.methods.teacher3d import Teacher3DModule
 
 SMALL = {"planes": (8, 16, 16, 16, 16, 16, 16, 16), "layers": (1,) * 8, "init_dim": 8, "conv0_kernel": 3}
 
@@ -130,7 +131,7 @@ def test_teacher_checkpoint_round_trip(tmp_path):
 def test_extraction_with_a_teacher_checkpoint(synthrooms, tmp_path):
     import lightning as L
 
-    from indoor_parsing.distill.cache import FeatureCache
+    from indoor_parsing.data.features import FeatureCache
     from indoor_parsing.distill.extract import extract_features, file_sha256, teacher_point_features
 
     module = Teacher3DModule(num_classes=20, voxel_size=0.1, **SMALL)

@@ -16,8 +16,9 @@ from PIL import Image
 from indoor_parsing.cli import cli
 from indoor_parsing.data.synthrooms import SynthRoomsDataModule
 from indoor_parsing.data.taxonomy import palette
-from indoor_parsing.loggers import AutoWandbLogger, flatten_config, wandb_mode
-from indoor_parsing.media import (
+from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.training.loggers import AutoWandbLogger, flatten_config, wandb_mode
+from indoor_parsing.training.media import (
     WandbMedia,
     confusion_image,
     depth_to_rgb,
@@ -26,7 +27,6 @@ from indoor_parsing.media import (
     overlay,
     sample_panel,
 )
-from indoor_parsing.methods.base import SegmentationModule
 from tests.config_tools import TINY_SYNTH, shrink_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,7 +229,7 @@ def test_cli_fit_with_wandb_config_uploads_config_offline(tiny_synthrooms, tmp_p
 
 # ---- benchmark ------------------------------------------------------------------------------------------------
 def test_bench_measures_both_paths_and_the_loader(tmp_path, monkeypatch, capsys):
-    from indoor_parsing import bench
+    from indoor_parsing.tools import bench
     from tests.helpers import make_layout
 
     monkeypatch.setenv("INDOOR_PARSING_CACHE", str(tmp_path / "cache"))
@@ -252,7 +252,7 @@ def test_bench_measures_both_paths_and_the_loader(tmp_path, monkeypatch, capsys)
 
 
 def test_bench_report_marks_missing_bare_loop():
-    from indoor_parsing.bench import report
+    from indoor_parsing.tools.bench import report
 
     row = {"method": "m", "precision": "32-true", "train_lightning": 10.0, "predict_lightning_ms": 11.0,
            "predict_bare_ms": 10.0, "peak_mib": 5.0}  # fmt: skip

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from indoor_parsing.data.layout import Frame
-from indoor_parsing.geometry import invert_pose, overlap_matrix
+from indoor_parsing.geometry.camera import invert_pose
+from indoor_parsing.geometry.overlap import overlap_matrix
 from indoor_parsing.io import load_depth, save_npy
 
 log = logging.getLogger(__name__)

@@ -271,7 +271,8 @@ def check_same_size(what: dict[str, np.ndarray], where: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``indoor-parsing prepare {nyudv2,sunrgbd,scannet,scannet-export,s3dis} ...``; returns 0 when no problems."""
-    from indoor_parsing.data import nyudv2, s3dis, scannet, sens, sunrgbd
+    from indoor_parsing.data import nyudv2, s3dis, scannet, sunrgbd
+    from indoor_parsing.data.formats import sens
 
     parser = argparse.ArgumentParser(prog="indoor-parsing prepare", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="dataset", required=True)

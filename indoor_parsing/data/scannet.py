@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.formats.sens import SensFile
 from indoor_parsing.data.layout import Frame, pose_is_valid
 from indoor_parsing.data.prepare import (
     Outcome,
@@ -47,7 +48,6 @@ from indoor_parsing.data.scannet_labels import (
     official_scan_splits,
     read_label_map,
 )
-from indoor_parsing.data.sens import SensFile
 from indoor_parsing.io import DataFileError, atomic_path, save_image
 
 SCAN_RE = re.compile(r"scene\d{4}_\d{2}")

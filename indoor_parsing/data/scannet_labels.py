@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indoor_parsing.data.ply import read_ply_vertices
+from indoor_parsing.data.formats.ply import read_ply_vertices
 from indoor_parsing.data.prepare import Outcome, map_labels
 from indoor_parsing.io import DataFileError, save_npz
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from indoor_parsing.data.layout import pose_is_valid, read_layout
+from indoor_parsing.data.points import load_points, points_key
 from indoor_parsing.data.taxonomy import class_set as get_class_set
 from indoor_parsing.distill.extract import sample_cells
-from indoor_parsing.geometry import zbuffer_project
+from indoor_parsing.geometry.warp import zbuffer_project
 from indoor_parsing.io import DataFileError, load_depth, load_label
-from indoor_parsing.methods.teacher3d import load_points, points_key
 
 SAMPLINGS = ("sample_pixel", "cell_nearest")
 

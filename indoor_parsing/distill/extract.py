@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from indoor_parsing.data.features import BANK, CACHE_FORMAT, CACHE_VERSION, MANIFEST, frame_path
 from indoor_parsing.data.layout import Frame, pose_is_valid, read_layout
+from indoor_parsing.data.points import load_points, points_key
 from indoor_parsing.data.taxonomy import class_set as get_class_set
-from indoor_parsing.distill.cache import BANK, CACHE_FORMAT, CACHE_VERSION, MANIFEST, frame_path
-from indoor_parsing.geometry import zbuffer_project
+from indoor_parsing.geometry.warp import zbuffer_project
 from indoor_parsing.io import DataFileError, load_depth, read_json, save_npz, write_json
-from indoor_parsing.methods.teacher3d import load_points, points_key
 
 PointFeatures = Callable[[dict[str, np.ndarray]], np.ndarray]  # cloud (xyz, rgb, label) -> (N, C) float32
 

@@ -10,11 +10,11 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
-from indoor_parsing.distributed import broadcast_module
 from indoor_parsing.losses import cross_entropy, median_frequency_weights
-from indoor_parsing.metrics import SegmentationMetrics
+from indoor_parsing.metrics.segmentation import SegmentationMetrics
 from indoor_parsing.models.baseline import SmpSegmenter
-from indoor_parsing.schedulers import PolyLR
+from indoor_parsing.training.distributed import broadcast_module
+from indoor_parsing.training.schedulers import PolyLR
 
 STAGES = ("val", "test")
 
@@ -224,7 +224,7 @@ class SegmentationModule(L.LightningModule):
 
     # The global legacy numpy RNG is what third-party code draws from, so that is the state to save.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Read by indoor_parsing.checkpoints: the class to rebuild and the size to resize inputs to.
+        # Read by indoor_parsing.inference.checkpoints: the class to rebuild and the size to resize inputs to.
         checkpoint["inference"] = {"class": f"{type(self).__module__}.{type(self).__qualname__}",
                                    "image_size": getattr(self, "train_image_size", None)}  # fmt: skip
         name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002

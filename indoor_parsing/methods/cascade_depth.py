@@ -13,10 +13,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
-from indoor_parsing.depth_metrics import DepthMetrics
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth
 from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.metrics.depth import DepthMetrics
 from indoor_parsing.models.encoders import pad_to_multiple
 from indoor_parsing.models.pspnet import DepthNet
 

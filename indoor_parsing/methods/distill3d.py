@@ -14,13 +14,13 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
-from indoor_parsing.distributed import detect_unused_parameters
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth, masked_l2
 from indoor_parsing.methods.base import SegmentationModule
 from indoor_parsing.methods.cascade_depth import load_depth_net
 from indoor_parsing.models.discriminators import CategoryDiscriminators, discriminator_loss, generator_loss
 from indoor_parsing.models.pspnet import PSPNetStudent
+from indoor_parsing.training.distributed import detect_unused_parameters
 
 
 def to_image(x: torch.Tensor, size: tuple[int, int], stride: int) -> torch.Tensor:

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from indoor_parsing.depth_metrics import DepthMetrics
-from indoor_parsing.hha import hha
+from indoor_parsing.geometry.hha import hha
 from indoor_parsing.losses import BerHu, FocalStyleCE
 from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.metrics.depth import DepthMetrics
 from indoor_parsing.models.geoaware import GeoAwareNet
 
 SEG_LOSSES = ("ce", "focal")

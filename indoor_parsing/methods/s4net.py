@@ -24,7 +24,7 @@ from indoor_parsing.methods.s4net_consistency import (
     to_unit_rgb,
     warp_neighbors,
 )
-from indoor_parsing.metrics import SUMMARY_KEYS, SegmentationMetrics
+from indoor_parsing.metrics.segmentation import SUMMARY_KEYS, SegmentationMetrics
 from indoor_parsing.models.s4net import S4Net
 
 __all__ = ["S4NetModule", "merge_labels", "photometric_consistency", "warp_neighbors"]

@@ -3,10 +3,12 @@ term (Sec. 3.3), and the coverage of L_G, watched so that a broken geometry does
 """
 
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.utilities import rank_zero_warn
 
 from indoor_parsing.data.sample import IMAGENET_MEAN, IMAGENET_STD
-from indoor_parsing.geometry import boundary_mask, inverse_warp, relative_pose
+from indoor_parsing.geometry.camera import relative_pose
+from indoor_parsing.geometry.warp import inverse_warp
 from indoor_parsing.losses import photometric_loss
 
 
@@ -110,3 +112,20 @@ class CoverageMonitor:
                 "the images; see train/geo_coverage."
             )
         return {"geo_coverage": covered / label.numel(), "geo_frames_without_neighbor": lonely / label.shape[0]}
+
+
+def boundary_mask(label: torch.Tensor, width: int) -> torch.Tensor:
+    """True within ``width`` pixels (Chebyshev) of a label change, (B, H, W) bool; S4-Net ignores these pixels.
+
+    A (2w+1)^2 window holding two different labels means the centre pixel has a differing label within distance w;
+    max_pool2d pads with -inf, so the image border is not a change.
+    """
+    if width < 0:
+        raise ValueError(f"boundary_mask: width must be >= 0, got {width}")
+    if width == 0:
+        return torch.zeros_like(label, dtype=torch.bool)
+    x = label.unsqueeze(1).to(torch.float64)  # (B, 1, H, W); float64 keeps any int32 id exact
+    k = 2 * width + 1
+    hi = F.max_pool2d(x, k, stride=1, padding=width)
+    lo = -F.max_pool2d(-x, k, stride=1, padding=width)
+    return (hi != lo).squeeze(1)

@@ -8,7 +8,8 @@ occluded), before the boundary mask. A frame without any neighbour above ``min_o
 import numpy as np
 import torch
 
-from indoor_parsing.geometry import inverse_warp, relative_pose
+from indoor_parsing.geometry.camera import relative_pose
+from indoor_parsing.geometry.warp import inverse_warp
 from indoor_parsing.io import load_depth
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from indoor_parsing.data.captures.base import Capture, CaptureFrame, Recording
 from indoor_parsing.data.captures.poses import checked_pose, parse_intrinsics
-from indoor_parsing.data.sens import SensFile
+from indoor_parsing.data.formats.sens import SensFile
 from indoor_parsing.io import DataFileError
 
 

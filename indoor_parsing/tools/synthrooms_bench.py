@@ -1,4 +1,4 @@
-"""Rendering speed of SynthRooms: ``python -m indoor_parsing.data.synthrooms.bench`` prints frames/s at 120x160.
+"""Rendering speed of SynthRooms: ``python -m indoor_parsing.tools.synthrooms_bench`` prints frames/s at 120x160.
 
 Measured on one core: open3d casts with one thread and the process is pinned to one CPU where the OS allows it.
 The time covers ray casting, shading and sensor noise of a frame (not PNG encoding). Both wall-clock and CPU-time

@@ -14,9 +14,9 @@ from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint, P
 
 from indoor_parsing.data.captures.report import summary as report_summary
 from indoor_parsing.data.taxonomy import colorize
+from indoor_parsing.inference.label_images import with_legend, write_class_table
 from indoor_parsing.io import save_image, write_json, write_text
-from indoor_parsing.label_images import with_legend, write_class_table
-from indoor_parsing.metrics import format_table, to_csv_rows
+from indoor_parsing.metrics.segmentation import format_table, to_csv_rows
 
 
 class PredictionWriter(BasePredictionWriter):

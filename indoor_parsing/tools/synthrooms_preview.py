@@ -1,6 +1,6 @@
 """Preview sheet of SynthRooms: RGB / depth / label of a few frames (source and target style) and a point cloud.
 
-``python -m indoor_parsing.data.synthrooms.preview --out docs/synthrooms.png``
+``python -m indoor_parsing.tools.synthrooms_preview --out docs/synthrooms.png``
 """
 
 import argparse

@@ -20,7 +20,7 @@ METRICS = ("pixel_acc", "mean_acc", "mIoU", "fwIoU")
 
 def git_commit() -> str:
     """The package's commit, ``-dirty`` when its tree has uncommitted changes."""
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[3]
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=repo,
                              capture_output=True, text=True, check=True)  # fmt: skip
@@ -178,7 +178,7 @@ def _teacher_line(teacher: dict) -> str:
 def write_report(
     records: list[dict], out: Path, seeds: list[int], budget: float, teacher: dict | None = None
 ) -> list[Path]:
-    from indoor_parsing.claims.plan import COMPARISONS
+    from indoor_parsing.tools.claims.plan import COMPARISONS
 
     out = Path(out)
     rows = _rows(records)

@@ -2,7 +2,7 @@
 
 ::
 
-    from indoor_parsing.segmenter import load_segmenter
+    from indoor_parsing.inference.segmenter import load_segmenter
 
     segment = load_segmenter("runs/baseline_resnet18_synthrooms/checkpoints/best.ckpt")
     labels, probabilities = segment("photo.jpg")  # (H, W) class ids, (K, H, W) softmax, at the photo's size
@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from indoor_parsing.checkpoints import load_method, trained_size
 from indoor_parsing.data.sample import normalize_image
 from indoor_parsing.errors import UserError
+from indoor_parsing.inference.checkpoints import load_method, trained_size
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from indoor_parsing.data.sample import denormalize_image
 from indoor_parsing.data.taxonomy import IGNORE, colorize
-from indoor_parsing.metrics import metrics_from_confusion
+from indoor_parsing.metrics.segmentation import metrics_from_confusion
 
 # ---- picture functions ------------------------------------------------------------------------------------
 

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from indoor_parsing.checkpoints import load_method
 from indoor_parsing.data.sample import IMAGENET_MEAN, IMAGENET_STD
 from indoor_parsing.errors import UserError, user_errors
+from indoor_parsing.inference.checkpoints import load_method
 from indoor_parsing.io import atomic_path, write_json
 
 # Exported vs PyTorch logits, float32 on the CPU: the same kernels up to summation order.

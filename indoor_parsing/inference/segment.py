@@ -16,9 +16,9 @@ import numpy as np
 from tqdm import tqdm
 
 from indoor_parsing.errors import UserError, user_errors
+from indoor_parsing.inference.label_images import write_class_table, write_label_images
+from indoor_parsing.inference.segmenter import find_images, load_segmenter
 from indoor_parsing.io import save_image
-from indoor_parsing.label_images import write_class_table, write_label_images
-from indoor_parsing.segmenter import find_images, load_segmenter
 
 
 def parser() -> argparse.ArgumentParser:

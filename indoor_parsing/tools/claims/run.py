@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from indoor_parsing import config_rewrite as cr
-from indoor_parsing.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
-from indoor_parsing.claims.report import METRICS, git_commit, write_report
 from indoor_parsing.io import read_json, write_json
+from indoor_parsing.tools import config_rewrite as cr
+from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
+from indoor_parsing.tools.claims.report import METRICS, git_commit, write_report
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "experiments"
 
 
 def _set(config: dict, dotted: str, value) -> None:

@@ -22,12 +22,12 @@ import torch
 from lightning.pytorch.utilities import CombinedLoader
 from lightning.pytorch.utilities.model_helpers import is_overridden
 
-from indoor_parsing import config_rewrite as cr
-from indoor_parsing.bench_loader import bench_loader, synthrooms_layout
-from indoor_parsing.bench_meters import PeakMemory, StepTimer, sync
 from indoor_parsing.cli import cli
 from indoor_parsing.distill.extract import build_smoke_cache
 from indoor_parsing.io import write_json
+from indoor_parsing.tools import config_rewrite as cr
+from indoor_parsing.tools.bench_loader import bench_loader, synthrooms_layout
+from indoor_parsing.tools.bench_meters import PeakMemory, StepTimer, sync
 
 CACHED_BATCHES = 4
 

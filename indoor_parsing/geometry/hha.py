@@ -9,7 +9,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from indoor_parsing.geometry import backproject
+from indoor_parsing.geometry.camera import backproject
 
 
 def _surface_normals(points: torch.Tensor, valid: torch.Tensor, window: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
