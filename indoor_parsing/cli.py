@@ -26,7 +26,10 @@ TOOLS = {
         "indoor_parsing.inference.export",
         "export a checkpoint's RGB-only network to ONNX or TorchScript, timed",
     ),
-    "prepare": ("indoor_parsing.data.prepare", "convert a downloaded dataset (nyudv2, sunrgbd, scannet, s3dis)"),
+    "prepare": (
+        "indoor_parsing.data.prepare.__main__",
+        "convert a downloaded dataset (nyudv2, sunrgbd, scannet, s3dis)",
+    ),
     "index-capture": ("indoor_parsing.data.capture", "index your own RGB-D capture for S4-Net adaptation"),
     "extract-features": ("indoor_parsing.distill.extract", "cache a 3D teacher's features for Distill3D"),
     "feature-audit": ("indoor_parsing.distill.audit", "share of teacher-feature cells whose point's class differs"),

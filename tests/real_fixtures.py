@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indoor_parsing.data import nyudv2, s3dis, scannet, sunrgbd
+from indoor_parsing.data.prepare import nyudv2, s3dis, scannet, sunrgbd
 from tests.fixtures_formats import (
     write_2d3ds_frame,
     write_label_zip,

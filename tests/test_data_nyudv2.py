@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indoor_parsing.data import prepare as prep
 from indoor_parsing.data.layout import read_layout
-from indoor_parsing.data.nyudv2 import K_RGB, NYUDv2DataModule, official_splits, prepare
+from indoor_parsing.data.nyudv2 import NYUDv2DataModule
+from indoor_parsing.data.prepare.__main__ import main as prepare_cli
+from indoor_parsing.data.prepare.nyudv2 import K_RGB, official_splits, prepare
 from indoor_parsing.data.taxonomy import IGNORE, class_set
 from indoor_parsing.io import DataFileError, load_depth, load_label, load_rgb, read_json
 from tests.fixtures_formats import datamodule_from_config, nyu_894_ids_for, write_nyu_mat
@@ -108,7 +109,7 @@ def test_bad_inputs_name_the_file(tiny_mat, tmp_path, realdata):
 def test_cli_with_workers_and_datamodule_class_sets(tiny_mat, tmp_path):
     src = tiny_mat[0]
     out = tmp_path / "out"
-    assert prep.main(["nyudv2", "--src", str(src), "--dst", str(out), "--workers", "2"]) == 0
+    assert prepare_cli(["nyudv2", "--src", str(src), "--dst", str(out), "--workers", "2"]) == 0
     stored = load_label(out / "label" / "0003.png")
     dm = NYUDv2DataModule(str(out), class_set="scannet20", batch_size=1)  # NYU labels in ScanNet-20 classes
     batch = next(iter(dm.train_dataloader()))

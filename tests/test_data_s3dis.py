@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indoor_parsing.data import prepare as prep
 from indoor_parsing.data.layout import read_layout
-from indoor_parsing.data.s3dis import S3DISDataModule, decode_semantic, prepare, semantic_lut
+from indoor_parsing.data.prepare.__main__ import main as prepare_cli
+from indoor_parsing.data.prepare.s3dis import decode_semantic, prepare, semantic_lut
+from indoor_parsing.data.s3dis import S3DISDataModule
 from indoor_parsing.data.taxonomy import IGNORE, S3DIS13
 from indoor_parsing.io import DataFileError, load_depth, load_label
 from tests.fixtures_formats import datamodule_from_config, write_2d3ds_frame, write_s3dis_room
@@ -55,7 +56,7 @@ def test_prepare_areas_and_rooms(tmp_path):
     ceiling = pts_root / "Area_1" / "office_1" / "Annotations" / "ceiling_1.txt"
     ceiling.write_bytes(ceiling.read_bytes().replace(b"0.400", b"0.4\xef00", 1))  # the S3DIS v1.2 stray byte
     out = tmp_path / "out"
-    assert prep.main(["s3dis", "--src", str(src), "--points", str(pts_root), "--dst", str(out)]) == 0
+    assert prepare_cli(["s3dis", "--src", str(src), "--points", str(pts_root), "--dst", str(out)]) == 0
     manifest, layout = read_layout(out)
     report = manifest["prepare_report"]
     assert manifest["label_space"] == "s3dis13" and manifest["points"] == {

@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indoor_parsing.data import prepare as prep
 from indoor_parsing.data.formats.sens import SensFile, export_sens
 from indoor_parsing.data.layout import read_layout
-from indoor_parsing.data.prepare import resize_image, scale_intrinsics
-from indoor_parsing.data.scannet import ScanNetDataModule, prepare
-from indoor_parsing.data.scannet_labels import SPLIT_SIZES, official_scan_splits, read_label_map
+from indoor_parsing.data.prepare.__main__ import main as prepare_cli
+from indoor_parsing.data.prepare.common import resize_image, scale_intrinsics
+from indoor_parsing.data.prepare.scannet import prepare
+from indoor_parsing.data.prepare.scannet_labels import SPLIT_SIZES, official_scan_splits, read_label_map
+from indoor_parsing.data.scannet import ScanNetDataModule
 from indoor_parsing.data.taxonomy import IGNORE, class_set
 from indoor_parsing.io import DataFileError, load_depth, load_label, load_rgb
 from tests.fixtures_formats import datamodule_from_config, write_label_zip, write_ply, write_scannet_frames, write_sens
@@ -114,7 +115,7 @@ def test_export_then_prepare_matches_and_colour_resolution(tmp_path):
     assert (exported / "pose" / "0.txt").read_text().startswith("1.000000 0.000000 0.000000 0.000000\n")
     assert (exported / "label-filt" / "2.png").is_file() and (exported / "intrinsic" / "intrinsic_depth.txt").is_file()
     out = tmp_path / "out"
-    assert prep.main(["scannet", "--src", str(tmp_path / "exported"), "--dst", str(out), "--resolution", "color",
+    assert prepare_cli(["scannet", "--src", str(tmp_path / "exported"), "--dst", str(out), "--resolution", "color",
                       "--workers", "1"]) == 0  # fmt: skip
     manifest, layout = read_layout(out)
     assert [f.index for f in layout] == [0, 2] and manifest["resolution"] == "color"

@@ -1,9 +1,10 @@
 import numpy as np
 from PIL import Image
 
-from indoor_parsing.data import prepare as prep
 from indoor_parsing.data.layout import read_layout
-from indoor_parsing.data.sunrgbd import SUNRGBDDataModule, decode_depth, folder_key, prepare
+from indoor_parsing.data.prepare.__main__ import main as prepare_cli
+from indoor_parsing.data.prepare.sunrgbd import decode_depth, folder_key, prepare
+from indoor_parsing.data.sunrgbd import SUNRGBDDataModule
 from indoor_parsing.data.taxonomy import IGNORE, class_set
 from indoor_parsing.io import load_depth, load_label, load_rgb
 from tests.fixtures_formats import datamodule_from_config, sun_depth_png, write_sunrgbd
@@ -83,7 +84,7 @@ def test_per_frame_seg_mat_names_and_size_mismatch(tmp_path):
     frames[1]["seg_index"] = frames[1]["seg_index"][:, :-1]  # RGB/label size mismatch
     src = write_sunrgbd(tmp_path / "sun", frames, with_seg2d=False)
     out = tmp_path / "out"
-    assert prep.main(["sunrgbd", "--src", str(src), "--dst", str(out), "--workers", "1"]) == 1
+    assert prepare_cli(["sunrgbd", "--src", str(src), "--dst", str(out), "--workers", "1"]) == 1
     report = prepare(src, out)
     assert report.frames == {"test": 1}
     (problem,) = report.problems

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from indoor_parsing.data import prepare as prep
 from indoor_parsing.data.points import PointCloudDataModule
+from indoor_parsing.data.prepare.__main__ import main as prepare_cli
 from indoor_parsing.methods.teacher3d import Teacher3DModule
 from tests.fixtures_formats import write_s3dis_room
 from tests.test_teacher3d import SMALL, needs_minkowski
@@ -21,7 +21,7 @@ def points_only(tmp_path):
     for area, room in (("Area_1", "office_1"), ("Area_2", "hallway_1"), ("Area_5", "office_2")):
         write_s3dis_room(pts / area / room, {"chair_1": cloud(), "floor_1": cloud()})
     out = tmp_path / "s3dis"
-    assert prep.main(["s3dis", "--points", str(pts), "--dst", str(out), "--workers", "1"]) == 0
+    assert prepare_cli(["s3dis", "--points", str(pts), "--dst", str(out), "--workers", "1"]) == 0
     return out
 
 

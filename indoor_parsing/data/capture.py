@@ -34,7 +34,7 @@ from indoor_parsing.data.captures import FORMATS, open_capture
 from indoor_parsing.data.captures.base import CaptureOptions, Recording, RegistrationError, check_depth_png
 from indoor_parsing.data.captures.checks import probe_convention, raise_or_note, registration, reproject_depth
 from indoor_parsing.data.layout import MANIFEST, Frame, write_layout
-from indoor_parsing.data.prepare import resize_image
+from indoor_parsing.data.prepare.common import resize_image
 from indoor_parsing.io import DataFileError, atomic_path, load_depth, read_json, save_depth, save_image
 
 SPLIT = "capture"

@@ -8,7 +8,7 @@ import torch
 
 from indoor_parsing.data.captures.base import PoseConventionError, Recording, RegistrationError
 from indoor_parsing.data.captures.poses import to_camera_to_world
-from indoor_parsing.data.prepare import scale_intrinsics
+from indoor_parsing.data.prepare.common import scale_intrinsics
 from indoor_parsing.geometry.overlap import view_overlap
 
 ASPECT_TOL = 0.01  # relative difference of W/H below which two images are resizes of each other

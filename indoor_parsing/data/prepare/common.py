@@ -1,6 +1,4 @@
-"""`indoor-parsing prepare <dataset>`: convert an official download into the prepared layout (data/layout.py).
-
-Shared machinery of the four converters (nyudv2, sunrgbd, scannet, s3dis):
+"""What the four converters of ``indoor-parsing prepare`` (nyudv2, sunrgbd, scannet, s3dis) share.
 
 * one *job* per frame, run by a worker function in a process pool (``--workers N``) behind a tqdm bar;
 * resumable: a finished frame leaves ``records/<job id>.json`` (written last, atomically, after its image files), and
@@ -8,15 +6,14 @@ Shared machinery of the four converters (nyudv2, sunrgbd, scannet, s3dis):
 * a :class:`PrepareReport` (printed, and written as ``prepare_report.json``) naming every missing or corrupt file,
   counting unknown label ids (mapped to 0 = unlabeled, hence ignored by every class set), frames skipped for invalid
   poses, and comparing counts with the official split sizes;
-* index.json and manifest.json written last, so a layout with a manifest is complete.
+* index.json and manifest.json written last, so a layout with a manifest is complete;
+* :func:`check_prepared`, with which each dataset's DataModule checks the layout it is given.
 
 Also: pixel-centre-exact resizing with matching intrinsics, and MATLAB → OpenCV intrinsics.
 """
 
-import argparse
 import functools
 import itertools
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -99,13 +96,6 @@ class PrepareReport:
         lines += [f"  PROBLEM {p}" for p in self.problems]
         lines.append("  OK" if self.ok else f"  {len(self.problems)} problem(s): fix the files named above and rerun")
         return "\n".join(lines)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, src_required: bool = True) -> None:
-    parser.add_argument("--src", required=src_required, default=None, help="the official download (folder or file)")
-    parser.add_argument("--dst", required=True, help="output folder of the prepared layout")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="worker processes")
-    parser.add_argument("--overwrite", action="store_true", help="redo every frame instead of resuming")
 
 
 # ---------------------------------------------------------------------------------------------------------------- jobs
@@ -264,34 +254,3 @@ def check_same_size(what: dict[str, np.ndarray], where: str) -> None:
     sizes = {name: tuple(a.shape[:2]) for name, a in what.items()}
     if len(set(sizes.values())) > 1:
         raise DataFileError(f"{where}: size mismatch (H, W) between {sizes}")
-
-
-# ----------------------------------------------------------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``indoor-parsing prepare {nyudv2,sunrgbd,scannet,scannet-export,s3dis} ...``; returns 0 when no problems."""
-    from indoor_parsing.data import nyudv2, s3dis, scannet, sunrgbd
-    from indoor_parsing.data.formats import sens
-
-    parser = argparse.ArgumentParser(prog="indoor-parsing prepare", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="dataset", required=True)
-    for name, module in (("nyudv2", nyudv2), ("sunrgbd", sunrgbd), ("scannet", scannet), ("s3dis", s3dis)):
-        p = sub.add_parser(name, help=module.__doc__.splitlines()[0])
-        add_common_arguments(p, src_required=module is not s3dis)  # S3DIS may be point clouds only
-        module.add_arguments(p)
-        p.set_defaults(run=module.prepare_from_args)
-    p = sub.add_parser("scannet-export", help=sens.__doc__.splitlines()[0])
-    sens.add_arguments(p)
-    p.set_defaults(run=sens.export_from_args)
-    args = parser.parse_args(argv)
-    try:
-        report = args.run(args)
-    except DataFileError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0 if report is None or report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from indoor_parsing.data.formats.ply import read_ply_vertices
-from indoor_parsing.data.prepare import Outcome, map_labels
+from indoor_parsing.data.prepare.common import Outcome, map_labels
 from indoor_parsing.io import DataFileError, save_npz
 
 SPLIT_SIZES = {"train": 1201, "val": 312, "test": 100}
