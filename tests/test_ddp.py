@@ -29,8 +29,8 @@ COMMON = ["--trainer.enable_progress_bar=false", "--trainer.logger=false", "--ch
 EVERY_EPOCH = "--trainer.check_val_every_n_epoch=1"
 TINY = ["--model.init_args.encoder_name=mobilenet_v2"]  # 2.2 M parameters instead of ResNet-18's 11 M
 # 3 validation clouds, small enough to score fast
-TEACHER_DATA = ["--data.init_args.num_scenes=5", "--data.init_args.split=[1, 3, 1]",
-                "--data.init_args.point_density=300"]  # fmt: skip
+TEACHER_DATA = ["--data.init_args.data.init_args.num_scenes=5", "--data.init_args.data.init_args.split=[1, 3, 1]",
+                "--data.init_args.data.init_args.point_density=300"]  # fmt: skip
 # name: (experiment, extra CLI arguments, sync_batchnorm of the fit, predicts label maps, forkserver)
 METHODS = {
     "baseline": ("baseline_resnet18_synthrooms", TINY, True, True, True),

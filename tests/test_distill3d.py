@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from indoor_parsing.data.features import Distill3DDataModule, FeatureCache, resample_grid
+from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.features import FeatureCache, FeatureCacheDataModule, resample_grid
 from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.synthrooms.generate import generate_synthrooms
 from indoor_parsing.data.taxonomy import class_set
@@ -104,8 +105,9 @@ def test_resample_grid_follows_flip_and_crop():
 
 
 def test_augmented_batches_keep_features_aligned(synthrooms, label_cache):
-    dm = Distill3DDataModule(root=str(synthrooms), class_set="synthrooms", feature_cache=str(label_cache),
-                             batch_size=2, augment=True, scale_range=(0.8, 1.5), image_size=(40, 56))  # fmt: skip
+    frames = IndoorDataModule(root=str(synthrooms), class_set="synthrooms", batch_size=2, augment=True,
+                              scale_range=(0.8, 1.5), image_size=(40, 56))  # fmt: skip
+    dm = FeatureCacheDataModule(frames, feature_cache=str(label_cache))
     dm.setup("fit")
     to_train = torch.from_numpy(class_set("synthrooms").lut.astype(np.int64))
     agree = total = 0
@@ -123,7 +125,9 @@ def test_augmented_batches_keep_features_aligned(synthrooms, label_cache):
 
 def test_dn_statistics_come_from_the_cache(synthrooms, tmp_path):
     cache = build_test_cache(synthrooms, tmp_path / "cache", channels=8)
-    dm = Distill3DDataModule(root=str(synthrooms), class_set="synthrooms", feature_cache=str(cache))
+    dm = FeatureCacheDataModule(
+        IndoorDataModule(root=str(synthrooms), class_set="synthrooms"), feature_cache=str(cache)
+    )
     module = Distill3DModule(num_classes=20, **TINY)
     module.configure_from_datamodule(dm)
     stats = FeatureCache(cache).manifest

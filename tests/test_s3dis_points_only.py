@@ -5,6 +5,7 @@ import pytest
 
 from indoor_parsing.data.points import PointCloudDataModule
 from indoor_parsing.data.prepare.__main__ import main as prepare_cli
+from indoor_parsing.data.s3dis import S3DISDataModule
 from indoor_parsing.methods.teacher3d import Teacher3DModule
 from tests.fixtures_formats import write_s3dis_room
 from tests.test_teacher3d import SMALL, needs_minkowski
@@ -26,8 +27,8 @@ def points_only(tmp_path):
 
 
 def test_points_only_layout_has_area_splits_and_loaders(points_only):
-    dm = PointCloudDataModule(root=str(points_only), class_set="s3dis13", batch_size=2, val_split="test",
-                              test_split="test", max_points=100)  # fmt: skip
+    frames = S3DISDataModule(root=str(points_only), batch_size=2, val_split="test", test_split="test")
+    dm = PointCloudDataModule(frames, max_points=100)
     assert dm.scenes("train") == ["Area_1/office_1", "Area_2/hallway_1"] and dm.scenes("test") == ["Area_5/office_2"]
     train = next(iter(dm.train_dataloader()))
     assert train["coords"].shape == (200, 4) and sorted(train["scene"]) == ["Area_1/office_1", "Area_2/hallway_1"]
@@ -40,7 +41,7 @@ def test_points_only_layout_has_area_splits_and_loaders(points_only):
 def test_teacher_fits_on_points_only(points_only):
     import lightning as L
 
-    dm = PointCloudDataModule(root=str(points_only), class_set="s3dis13", batch_size=2, val_split="test",
-                              test_split="test", max_points=300)  # fmt: skip
+    frames = S3DISDataModule(root=str(points_only), batch_size=2, val_split="test", test_split="test")
+    dm = PointCloudDataModule(frames, max_points=300)
     module = Teacher3DModule(num_classes=13, class_names=dm.class_names, voxel_size=0.2, **SMALL)
     L.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False).fit(module, datamodule=dm)

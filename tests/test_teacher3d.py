@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.data.layout import Frame
 from indoor_parsing.data.points import PointCloudDataModule, points_key
 from indoor_parsing.data.synthrooms.generate import generate_synthrooms
@@ -34,7 +35,9 @@ def synthrooms(tmp_path_factory):
 
 
 def test_point_datamodule_serves_scenes_of_each_split(synthrooms):
-    dm = PointCloudDataModule(root=str(synthrooms), class_set="synthrooms", batch_size=2, max_points=500)
+    dm = PointCloudDataModule(
+        IndoorDataModule(root=str(synthrooms), class_set="synthrooms", batch_size=2), max_points=500
+    )
     assert dm.scenes("train") == ["scene0000"] and dm.scenes("val") == ["scene0001"]
     batch = next(iter(dm.train_dataloader()))
     N = batch["coords"].shape[0]
@@ -53,9 +56,9 @@ def test_points_key_prefers_the_sequence():
 
 
 def test_missing_point_cloud_is_a_clear_error(synthrooms, tmp_path):
-    dm = PointCloudDataModule(root=str(synthrooms), class_set="synthrooms")
+    dm = PointCloudDataModule(IndoorDataModule(root=str(synthrooms), class_set="synthrooms"))
     dm.setup()
-    dm.manifest = {**dm.manifest, "points": {"scene0000": "nowhere/points.npz"}}
+    dm.data.manifest = {**dm.data.manifest, "points": {"scene0000": "nowhere/points.npz"}}
     with pytest.raises(DataFileError, match="nowhere/points.npz"):
         next(iter(dm.train_dataloader()))
 
@@ -79,8 +82,9 @@ def test_teacher_trained_briefly_beats_chance(synthrooms):
     import lightning as L  # after indoor_parsing: its import guard must run before torchvision loads
 
     torch.manual_seed(0)
-    dm = PointCloudDataModule(root=str(synthrooms), class_set="synthrooms", batch_size=1, max_points=4000,
-                              augment_points=False, val_split="train", test_split="train")  # fmt: skip
+    frames = IndoorDataModule(root=str(synthrooms), class_set="synthrooms", batch_size=1, val_split="train",
+                              test_split="train")  # fmt: skip
+    dm = PointCloudDataModule(frames, max_points=4000, augment_points=False)
     module = Teacher3DModule(num_classes=20, class_names=dm.class_names, voxel_size=0.1,
                              optimizer=lambda p: torch.optim.Adam(p, lr=0.01), **SMALL)  # fmt: skip
     trainer = L.Trainer(max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,

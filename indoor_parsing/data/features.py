@@ -1,4 +1,4 @@
-"""The per-frame teacher-feature cache of 3D-to-2D Distillation and the DataModules that read it.
+"""The per-frame teacher-feature cache of 3D-to-2D Distillation and FeatureCacheDataModule, which reads it.
 
 ::
 
@@ -23,12 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.base import DataModuleWrapper, IndoorDataModule
 from indoor_parsing.data.dataset import FrameDataset
-from indoor_parsing.data.nyudv2 import NYUDv2DataModule
-from indoor_parsing.data.s3dis import S3DISDataModule
-from indoor_parsing.data.scannet import ScanNetDataModule
-from indoor_parsing.data.synthrooms.datamodule import SynthRoomsDataModule
 from indoor_parsing.io import DataFileError, read_json
 
 CACHE_FORMAT = "distill3d-features"
@@ -160,13 +156,18 @@ class CachedFeatureDataset(Dataset):
         return sample
 
 
-class Distill3DMixin:
-    """Adds the feature cache to an :class:`IndoorDataModule`: ``feat3d`` batches (paired), DN statistics, the bank.
+class FeatureCacheDataModule(DataModuleWrapper):
+    """A DataModule with the teacher-feature cache: ``feat3d`` training batches (paired), DN statistics, the bank.
 
-    Concrete classes call :meth:`init_feature_cache` after ``super().__init__``.
+    Args:
+        data: the DataModule of the 2D frames (any dataset's; :class:`DataModuleWrapper`).
+        feature_cache: cache folder from ``indoor-parsing extract-features``; None = plain batches.
+        paired: add ``feat3d`` / ``feat3d_mask`` to training batches (the cache holds ``data``'s frames); False only
+            serves the cache's statistics and bank (unpaired distillation from another dataset).
     """
 
-    def init_feature_cache(self, feature_cache: str | None, paired: bool) -> None:
+    def __init__(self, data: IndoorDataModule, feature_cache: str | None = None, paired: bool = True):
+        super().__init__(data)
         self.feature_cache = feature_cache
         self.paired = paired
         self._cache: FeatureCache | None = None
@@ -180,7 +181,7 @@ class Distill3DMixin:
         return self._cache
 
     def dataset(self, stage: str):
-        dataset = super().dataset(stage)
+        dataset = self.data.dataset(stage)
         if stage == "fit" and self.paired and self.feature_cache:
             return CachedFeatureDataset(dataset, self.cache)
         return dataset
@@ -191,49 +192,3 @@ class Distill3DMixin:
 
     def feature_bank(self) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         return self.cache.bank()
-
-
-class Distill3DDataModule(Distill3DMixin, IndoorDataModule):
-    """Any prepared layout with the teacher-feature cache (see :class:`IndoorDataModule` for the other args).
-
-    Args:
-        feature_cache: cache folder from ``indoor-parsing extract-features``; None = plain batches.
-        paired: add ``feat3d`` / ``feat3d_mask`` to training batches (the cache holds this layout's frames);
-            False only serves the cache's statistics and bank (unpaired distillation from another dataset).
-    """
-
-    def __init__(self, root: str, class_set: str, feature_cache: str | None = None, paired: bool = True, **kwargs):
-        super().__init__(root=root, class_set=class_set, **kwargs)
-        self.init_feature_cache(feature_cache, paired)
-
-
-class SynthRoomsDistill3DDataModule(Distill3DMixin, SynthRoomsDataModule):
-    """:class:`SynthRoomsDataModule` with the feature cache (args as :class:`Distill3DDataModule`)."""
-
-    def __init__(self, feature_cache: str | None = None, paired: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.init_feature_cache(feature_cache, paired)
-
-
-class ScanNetDistill3DDataModule(Distill3DMixin, ScanNetDataModule):
-    """:class:`ScanNetDataModule` with the feature cache (args as :class:`Distill3DDataModule`)."""
-
-    def __init__(self, feature_cache: str | None = None, paired: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.init_feature_cache(feature_cache, paired)
-
-
-class S3DISDistill3DDataModule(Distill3DMixin, S3DISDataModule):
-    """:class:`S3DISDataModule` with the feature cache (args as :class:`Distill3DDataModule`)."""
-
-    def __init__(self, feature_cache: str | None = None, paired: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.init_feature_cache(feature_cache, paired)
-
-
-class NYUDv2Distill3DDataModule(Distill3DMixin, NYUDv2DataModule):
-    """:class:`NYUDv2DataModule` with a feature cache of another dataset (unpaired: ``paired: false``)."""
-
-    def __init__(self, feature_cache: str | None = None, paired: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.init_feature_cache(feature_cache, paired)

@@ -1,4 +1,4 @@
-"""Point clouds for the 3D teacher: loading, PointCloudDataset, collate, point-cloud DataModules.
+"""Point clouds for the 3D teacher: loading, PointCloudDataset, collate, PointCloudDataModule.
 
 The clouds are the prepared layout's ``manifest["points"]`` ({key: relpath of an .npz with ``xyz`` (N, 3) float,
 ``rgb`` (N, 3) uint8, ``label`` (N,) stored label ids}). A cloud is keyed by the frames' sequence where the layout
@@ -14,10 +14,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.data.base import DataModuleWrapper, IndoorDataModule
 from indoor_parsing.data.layout import Frame
 from indoor_parsing.data.sampler import EpochSampler
-from indoor_parsing.data.synthrooms.datamodule import SynthRoomsDataModule
 from indoor_parsing.data.taxonomy import ClassSet
 from indoor_parsing.io import DataFileError
 from indoor_parsing.models.teacher3d import point_inputs
@@ -91,10 +90,18 @@ def collate_points(samples: list[dict]) -> dict:
             "label": torch.cat([s["label"] for s in samples]), "scene": [s["scene"] for s in samples]}  # fmt: skip
 
 
-class PointCloudMixin:
-    """Serves ``manifest["points"]`` scenes of an :class:`IndoorDataModule`'s layout instead of frames."""
+class PointCloudDataModule(DataModuleWrapper):
+    """The ``manifest["points"]`` scenes of a DataModule's layout, served as point clouds instead of frames.
 
-    def init_points(self, max_points: int | None, augment_points: bool) -> None:
+    Args:
+        data: the DataModule of the layout (any dataset's, SynthRooms, ...; :class:`DataModuleWrapper`): root,
+            class set, splits, ``val_from_train``, batch size and workers are its own.
+        max_points: training scenes are subsampled to at most this many points; None keeps all.
+        augment_points: random z rotation, scale and mirror on training scenes.
+    """
+
+    def __init__(self, data: IndoorDataModule, max_points: int | None = None, augment_points: bool = True):
+        super().__init__(data)
         self.max_points = max_points
         self.augment_points = augment_points
 
@@ -105,7 +112,7 @@ class PointCloudMixin:
         if not points:
             raise DataFileError(f"{self.root}: the layout manifest lists no point clouds ('points')")
         names = {s.strip() for s in split.split(",")}
-        framed = {points_key(f, points) for f in self._frames}
+        framed = {points_key(f, points) for f in self.all_frames}
         # Clouds without frames (S3DIS prepared from --points alone) take the split the manifest states for them.
         alone = {k for k, s in (self.manifest.get("point_splits") or {}).items() if s in names and k not in framed}
         return sorted(({points_key(f, points) for f in self.frames(split)} - {None}) | alone)
@@ -119,31 +126,8 @@ class PointCloudMixin:
         return PointCloudDataset(paths, scenes, self.classes, augment=train and self.augment_points,
                                  max_points=self.max_points if train else None)  # fmt: skip
 
-    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
-        dataset = self.dataset(stage)
+    def make_loader(self, dataset: PointCloudDataset, shuffle: bool) -> DataLoader:
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
         sampler = EpochSampler(len(dataset), shuffle, seed)  # this process's share under DDP
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
                           collate_fn=collate_points, drop_last=shuffle and len(sampler) >= self.batch_size)  # fmt: skip
-
-
-class PointCloudDataModule(PointCloudMixin, IndoorDataModule):
-    """Point clouds of any prepared layout (see :class:`IndoorDataModule` for root, class_set, splits, loaders).
-
-    Args:
-        max_points: training scenes are subsampled to at most this many points; None keeps all.
-        augment_points: random z rotation, scale and mirror on training scenes.
-    """
-
-    def __init__(self, root: str, class_set: str, max_points: int | None = None, augment_points: bool = True,
-                 **kwargs):  # fmt: skip
-        super().__init__(root=root, class_set=class_set, **kwargs)
-        self.init_points(max_points, augment_points)
-
-
-class SynthRoomsPointCloudDataModule(PointCloudMixin, SynthRoomsDataModule):
-    """SynthRooms point clouds (generated on first use); args as :class:`PointCloudDataModule`."""
-
-    def __init__(self, max_points: int | None = None, augment_points: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.init_points(max_points, augment_points)

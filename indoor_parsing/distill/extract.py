@@ -4,7 +4,7 @@ Per scene: run the teacher once on the scene's points (penultimate per-point fea
 visible point per pixel at full resolution (z-buffer, ``geometry.zbuffer_project``) after rejecting points whose
 depth disagrees with the frame's depth map by more than ``depth_tol``; a cell of the coarse grid (``stride`` 8 in the
 paper) takes the feature of the point visible at its sample pixel (:func:`sample_cells`), as the paper samples the
-projected feature map; the grid is stored with a coverage mask (distill/cache.py). The cache manifest gets the
+projected feature map; the grid is stored with a coverage mask (data/features.py). The cache manifest gets the
 teacher checkpoint's sha256, the per-channel global mean / std of the point features (DN1) and the coverage;
 ``bank.npz`` gets features sampled per category (unpaired distillation).
 
