@@ -1,4 +1,4 @@
-"""Wrapper DataModules (data/base.py DataModuleWrapper): the wrapped DataModule's frames, batches and settings."""
+"""Wrapper DataModules (data/wrapper.py DataModuleWrapper): the wrapped DataModule's frames, batches and settings."""
 
 import pickle
 

@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from indoor_parsing.data.base import DataModuleWrapper, IndoorDataModule
+from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.data.dataset import FrameDataset
+from indoor_parsing.data.wrapper import DataModuleWrapper
 from indoor_parsing.io import DataFileError, read_json
 
 CACHE_FORMAT = "distill3d-features"

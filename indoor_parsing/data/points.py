@@ -14,10 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from indoor_parsing.data.base import DataModuleWrapper, IndoorDataModule
+from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.data.layout import Frame
 from indoor_parsing.data.sampler import EpochSampler
 from indoor_parsing.data.taxonomy import ClassSet
+from indoor_parsing.data.wrapper import DataModuleWrapper
 from indoor_parsing.io import DataFileError
 from indoor_parsing.models.teacher3d import point_inputs
 
