@@ -101,7 +101,9 @@ def _cool(group: dict) -> dict:
     palette = []
     for c in group["palette"]:
         mean = sum(c) / 3
-        palette.append(tuple(round(min(1.0, max(0.0, (mean + 1.4 * (x - mean)) * t)), 3) for x, t in zip(c, tint)))
+        palette.append(
+            tuple(round(min(1.0, max(0.0, (mean + 1.4 * (x - mean)) * t)), 3) for x, t in zip(c, tint, strict=True))
+        )
     lo, hi = group["texture_period"]
     clo, chi = group["texture_contrast"]
     return {**group, "palette": palette, "texture_period": (round(lo * 0.6, 3), round(hi * 0.6, 3)),
