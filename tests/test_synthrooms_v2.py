@@ -61,6 +61,9 @@ def test_version_2_is_deterministic_and_differs_from_version_1(tmp_path):
     files = [p.relative_to(a) for p in sorted(a.rglob("*")) if p.is_file()]
     assert len(files) > 8 and all((a / p).read_bytes() == (b / p).read_bytes() for p in files)
     assert read_layout(a)[0]["generator_version"] == 2
+    stamp = (a / "manifest.json").stat().st_mtime_ns  # a version-2 layout is found again by its settings
+    assert generate_synthrooms(a, **TINY, style="source_v2", progress=False) == a
+    assert (a / "manifest.json").stat().st_mtime_ns == stamp
     v1 = synthrooms_settings(**TINY, style="source")
     assert settings_hash(synthrooms_settings(**TINY, style="source_v2")) != settings_hash(v1)
     assert _digest(a) != V1_DIGESTS["source"][0]
