@@ -1,6 +1,7 @@
 """Preview sheet of SynthRooms: RGB / depth / label of a few frames (source and target style) and a point cloud.
 
-``python -m indoor_parsing.tools.synthrooms_preview --out docs/synthrooms.png``
+``python -m indoor_parsing.tools.synthrooms_preview --out docs/synthrooms.png`` (add ``--source source_v2 --target
+target_v2`` for generator version 2, or name style files).
 """
 
 import argparse
@@ -29,12 +30,14 @@ def _label_colours(label: np.ndarray) -> np.ndarray:
     return pal[CLASSES.map(label)]
 
 
-def make_preview(out: str | Path, seed: int = 0, height: int = 240, width: int = 320) -> Path:
-    """Render 3 source-style frames, 1 target-style frame and a point cloud of the first scene into one PNG."""
+def make_preview(
+    out: str | Path, seed: int = 0, height: int = 240, width: int = 320, source: str = "source", target: str = "target"
+) -> Path:
+    """Render 3 ``source``-style frames, 1 ``target``-style frame and a point cloud of the first scene into one PNG."""
     K = kinect_intrinsics(height, width)
     views = []  # (title, frame)
     first = None
-    for i, style in enumerate(("source", "source", "source", "target")):
+    for i, style in enumerate((source, source, source, target)):
         st = get_style(style)
         renderer = Renderer(sample_scene(np.random.default_rng([seed, i]), st))
         pose = sample_trajectory(renderer.scene, 8, np.random.default_rng([seed, i, 1]))[3]
@@ -84,8 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/synthrooms.png")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--source", default="source", help="style of the first 3 rows (a name or a style file)")
+    parser.add_argument("--target", default="target", help="style of the 4th row")
     args = parser.parse_args(argv)
-    print(make_preview(args.out, seed=args.seed))
+    print(make_preview(args.out, seed=args.seed, source=args.source, target=args.target))
 
 
 if __name__ == "__main__":

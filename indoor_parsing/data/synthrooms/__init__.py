@@ -7,7 +7,7 @@ layout with per-scene labelled point clouds (generate.py) and served by :class:`
 
 from indoor_parsing.data.synthrooms.datamodule import SynthRoomsDataModule
 from indoor_parsing.data.synthrooms.generate import generate_synthrooms, settings_hash, synthrooms_settings
-from indoor_parsing.data.synthrooms.style import STYLES, Style, get_style
+from indoor_parsing.data.synthrooms.style import STYLES, Style, get_style, load_style, save_style
 
 __all__ = [
     "STYLES",
@@ -15,6 +15,8 @@ __all__ = [
     "SynthRoomsDataModule",
     "generate_synthrooms",
     "get_style",
+    "load_style",
+    "save_style",
     "settings_hash",
     "synthrooms_settings",
 ]

@@ -42,7 +42,9 @@ class SynthRoomsDataModule(IndoorDataModule):
         sequences: trajectory names per room (e.g. ``["scan1", "scan2"]``).
         frames_per_sequence: frames per trajectory.
         height, width: rendered image size (Kinect intrinsics scaled to it).
-        style: ``"source"`` or ``"target"`` domain settings.
+        style: domain settings: ``"source"`` / ``"target"`` (generator version 1), ``"source_v2"`` /
+            ``"target_v2"`` (version 2: per-class materials, the camera sometimes looks up) or a style file
+            (``.yaml`` / ``.json``; ``style.save_style("source_v2", "my.yaml")`` writes one to edit).
         seed: generation seed.
         split: (train, val, test) scene counts or fractions.
         point_density: surface points per square metre of each scene's labelled point cloud (3D teacher input).

@@ -31,7 +31,6 @@ from indoor_parsing.data.synthrooms.trajectory import sample_trajectory
 from indoor_parsing.data.taxonomy import NYU40, SYNTHROOMS_IDS
 from indoor_parsing.io import DataFileError, atomic_path, read_json, save_depth, save_image
 
-GENERATOR_VERSION = 1
 SPLITS = ("train", "val", "test")
 
 
@@ -53,7 +52,7 @@ def split_counts(num_scenes: int, split: Sequence[float]) -> tuple[int, int, int
 
 def synthrooms_settings(
     *, num_scenes: int, sequences: Sequence[str] = ("scan1",), frames_per_sequence: int, height: int, width: int,
-    style: str | Style = "source", seed: int = 0, split: Sequence[float] = (0.6, 0.2, 0.2),
+    style: str | Path | Style = "source", seed: int = 0, split: Sequence[float] = (0.6, 0.2, 0.2),
     point_density: float = 1500.0,
 ) -> dict:  # fmt: skip
     """The canonical settings record (JSON-ready) that fully determines a generated dataset."""
@@ -61,14 +60,15 @@ def synthrooms_settings(
         raise ValueError("num_scenes and frames_per_sequence must be >= 1 and height, width >= 8")
     if not sequences or len(set(sequences)) != len(sequences):
         raise ValueError(f"sequences must be distinct names, got {sequences}")
+    st = get_style(style)
     settings = {
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": st.version,  # with the style's full record: caches never mix versions or styles
         "num_scenes": int(num_scenes),
         "sequences": [str(s) for s in sequences],
         "frames_per_sequence": int(frames_per_sequence),
         "height": int(height),
         "width": int(width),
-        "style": get_style(style).to_dict(),
+        "style": st.to_dict(),
         "seed": int(seed),
         "split": list(split_counts(num_scenes, split)),
         "point_density": float(point_density),
@@ -132,7 +132,7 @@ def _refuse_foreign_files(root: Path) -> None:
 
 def generate_synthrooms(
     root: str | Path, *, num_scenes: int, sequences: Sequence[str] = ("scan1",), frames_per_sequence: int,
-    height: int, width: int, style: str | Style = "source", seed: int = 0,
+    height: int, width: int, style: str | Path | Style = "source", seed: int = 0,
     split: Sequence[float] = (0.6, 0.2, 0.2), point_density: float = 1500.0, progress: bool = True,
 ) -> Path:  # fmt: skip
     """Generate SynthRooms into ``root`` (or find it already there) and return ``root``.
@@ -143,7 +143,8 @@ def generate_synthrooms(
         sequences: trajectory names per room, e.g. ("scan1", "scan2") for two independent walks.
         frames_per_sequence: frames per trajectory.
         height, width: image size; intrinsics are the Kinect's scaled to it.
-        style: "source", "target" or a :class:`Style` (palette, lighting, textures, camera height, noise).
+        style: a built-in style ("source", "target": generator version 1; "source_v2", "target_v2": version 2),
+            a style file (.yaml / .yml / .json, see style.py) or a :class:`Style`.
         seed: everything is deterministic given the seed and the other settings.
         split: (train, val, test) scene counts summing to ``num_scenes``, or fractions.
         point_density: surface points per square metre in each scene's point cloud.
@@ -195,7 +196,7 @@ def generate_synthrooms(
         "dataset": "synthrooms",
         "label_space": "nyu40",
         "generator": "indoor_parsing.data.synthrooms",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": settings["generator_version"],
         "seed": int(seed),
         "settings": settings,
         "splits": {s: [f"scene{i:04d}" for i in range(num_scenes) if scene_split[i] == s] for s in SPLITS},

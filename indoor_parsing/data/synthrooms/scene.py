@@ -76,7 +76,7 @@ class _Layout:
         ]
 
     def new_object(self, name: str, parts: list[Part]) -> SceneObject:
-        materials = (sample_material(self.rng, self.style), sample_material(self.rng, self.style))
+        materials = (sample_material(self.rng, self.style, name, 0), sample_material(self.rng, self.style, name, 1))
         obj = SceneObject(NYU40_ID[name], len(self.objects) + 1, parts, materials)
         self.objects.append(obj)
         return obj

@@ -1,16 +1,58 @@
 """Domain settings of SynthRooms (palette, textures, lighting, camera, sensor noise) and per-instance materials.
 
-Two built-in styles make a labelled *source* and an unlabelled *target* domain that differ in appearance and camera
-height while sharing the geometry distribution. Materials are drawn from ONE palette for every class, so colour and
-texture never give the class away: several classes (pillow / bed, picture / wall, door / wall, floor mat / floor,
-cabinet / table) are told apart only by their shape.
+Two generator versions, both pure data in a :class:`Style`:
+
+- **version 1** (``"source"``, ``"target"``): materials are drawn from ONE palette for every class, so colour and
+  texture never give the class away.
+- **version 2** (``"source_v2"``, ``"target_v2"``, or a YAML / JSON style file): a per-class material model as in
+  real rooms. ``materials`` names material groups (paint, wood, tiles, bedding, screen, ...) and ``class_materials``
+  gives each class, per material slot, weights over those groups, so appearance correlates with class with overlap.
+  The pairs the geometry methods exist for (pillow / bed, picture and whiteboard / wall, door / wall, floor mat /
+  floor, cabinet / table, ``GEOMETRY_PAIRS``) keep one shared distribution: only their shape tells them apart. A
+  share of camera control points looks up (``look_up_share``, ``look_up_pitch``), so the ceiling is seen.
+
+Classes a version-2 style does not list draw from the top-level palette, as in version 1.
 """
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
+from indoor_parsing.data.synthrooms import materials as v2
+from indoor_parsing.data.taxonomy import NYU40, SYNTHROOMS_IDS
+
 TEXTURES = ("plain", "stripes", "checker", "noise")
+CLASS_NAMES = tuple(NYU40[i - 1] for i in SYNTHROOMS_IDS)
+GEOMETRY_PAIRS = v2.GEOMETRY_PAIRS
+VERSIONS = (1, 2)
+_V2_DEFAULTS = {"materials": {}, "class_materials": {}, "look_up_share": 0.0, "look_up_pitch": (0.0, 0.0)}
+
+
+@dataclass(frozen=True)
+class MaterialGroup:
+    """A family of materials (paint, wood, tiles, ...): the palette and texture ranges one draw picks from.
+
+    Args:
+        palette: base colours, linear RGB in [0, 1].
+        colour_jitter: per-channel multiplicative jitter of a drawn palette colour.
+        texture_probs: probabilities of the ``TEXTURES`` kinds.
+        texture_period: pattern period in metres.
+        texture_contrast: blend weight of the second colour.
+    """
+
+    palette: tuple[tuple[float, float, float], ...]
+    colour_jitter: float
+    texture_probs: tuple[float, float, float, float]
+    texture_period: tuple[float, float]
+    texture_contrast: tuple[float, float]
+
+    def __post_init__(self):
+        if not self.palette or any(len(c) != 3 for c in self.palette):
+            raise ValueError(f"a palette is a non-empty list of RGB triples, got {self.palette}")
+        if len(self.texture_probs) != len(TEXTURES) or min(self.texture_probs) < 0 or sum(self.texture_probs) <= 0:
+            raise ValueError(f"texture_probs must be {len(TEXTURES)} non-negative weights {TEXTURES}")
 
 
 @dataclass(frozen=True)
@@ -19,7 +61,7 @@ class Style:
 
     Args:
         name: domain name, mixed into the seed so two styles never share room layouts.
-        palette: base colours, linear RGB in [0, 1], shared by all classes.
+        palette: base colours, linear RGB in [0, 1], of every class without its own materials (all, in version 1).
         colour_jitter: per-channel multiplicative jitter of a drawn palette colour.
         texture_probs: probabilities of the ``TEXTURES`` kinds.
         texture_period: pattern period in metres.
@@ -35,6 +77,12 @@ class Style:
         depth_noise: depth noise std relative to depth.
         depth_holes: fraction of pixels in random depth holes.
         grazing_cos: depth drops out with probability rising as |cos(ray, normal)| falls below this.
+        version: generator version (1 or 2); the fields below are version 2 only.
+        materials: material groups by name.
+        class_materials: class name -> (slot 0, slot 1) weights over group names; a slot 1 material is e.g. a
+            mattress, a screen, a door leaf or a picture's canvas (objects.py).
+        look_up_share: probability that a camera control point looks up, drawing its pitch from ``look_up_pitch``.
+        look_up_pitch: pitch range in degrees of such a control point.
     """
 
     name: str
@@ -54,9 +102,60 @@ class Style:
     depth_noise: float
     depth_holes: float
     grazing_cos: float
+    version: int = 1
+    materials: dict[str, MaterialGroup] = field(default_factory=dict)
+    class_materials: dict[str, tuple[dict[str, float], dict[str, float]]] = field(default_factory=dict)
+    look_up_share: float = 0.0
+    look_up_pitch: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self):
+        if self.version not in VERSIONS:
+            raise ValueError(f"style {self.name!r}: version must be one of {VERSIONS}, got {self.version}")
+        if self.version == 1 and any(getattr(self, k) != v for k, v in _V2_DEFAULTS.items()):
+            raise ValueError(f"style {self.name!r}: {', '.join(_V2_DEFAULTS)} need version: 2")
+        for cls, slots in self.class_materials.items():
+            if cls not in CLASS_NAMES:
+                raise ValueError(f"style {self.name!r}: unknown class {cls!r} in class_materials; one of {CLASS_NAMES}")
+            if len(slots) != 2:
+                raise ValueError(f"style {self.name!r}: class {cls!r} needs 2 slot distributions, got {len(slots)}")
+            for weights in slots:
+                unknown = sorted(set(weights) - set(self.materials))
+                if unknown or not weights or min(weights.values()) < 0 or sum(weights.values()) <= 0:
+                    raise ValueError(
+                        f"style {self.name!r}: class {cls!r} weights {weights} must be non-negative over the "
+                        f"material groups {sorted(self.materials)} (unknown: {unknown})"
+                    )
+        if not 0.0 <= self.look_up_share <= 1.0:
+            raise ValueError(f"style {self.name!r}: look_up_share must be in [0, 1], got {self.look_up_share}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready record; a version-1 style gives exactly the record it gave before version 2 existed."""
+        d = asdict(self)
+        if self.version == 1:
+            for k in ("version", *_V2_DEFAULTS):
+                del d[k]
+        return json.loads(json.dumps(d))  # tuples -> lists
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Style":
+        """The style of a :meth:`to_dict` record or a style file; a slot map may be one distribution for both slots."""
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(d) - known):
+            raise ValueError(f"unknown style keys {unknown}; expected some of {sorted(known)}")
+        d = {k: _tuples(v) if k not in ("materials", "class_materials") else v for k, v in d.items()}
+        d["materials"] = {k: MaterialGroup(**{f: _tuples(x) for f, x in g.items()})
+                          for k, g in (d.get("materials") or {}).items()}  # fmt: skip
+        d["class_materials"] = {k: _slots(v) for k, v in (d.get("class_materials") or {}).items()}
+        return cls(**d)
+
+
+def _tuples(x):
+    return tuple(_tuples(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def _slots(v) -> tuple[dict[str, float], dict[str, float]]:
+    slots = (v, v) if isinstance(v, dict) else tuple(v)
+    return tuple({str(g): float(w) for g, w in s.items()} for s in slots)
 
 
 SOURCE = Style(
@@ -107,15 +206,65 @@ TARGET = Style(
     grazing_cos=0.18,
 )  # fmt: skip
 
-STYLES = {"source": SOURCE, "target": TARGET}
+
+def _v2(base: Style, name: str, domain: dict) -> Style:
+    """A version-2 style: ``base``'s lights, camera and noise with the material model of ``domain`` (materials.py)."""
+    return Style.from_dict({**base.to_dict(), **domain, "name": name, "version": 2})
 
 
-def get_style(style: "str | Style") -> Style:
-    """A built-in style by name, or the given :class:`Style` unchanged."""
+SOURCE_V2 = _v2(SOURCE, "source_v2", v2.SOURCE)
+TARGET_V2 = _v2(TARGET, "target_v2", v2.TARGET)
+STYLES = {s.name: s for s in (SOURCE, TARGET, SOURCE_V2, TARGET_V2)}
+STYLE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def load_style(path: str | Path) -> Style:
+    """A style from a YAML or JSON file (the keys of :class:`Style`; see :func:`save_style` for a starting point)."""
+    import yaml
+
+    path = Path(path).expanduser()
+    if path.suffix not in STYLE_FILE_SUFFIXES:
+        raise ValueError(f"{path}: a style file ends with one of {STYLE_FILE_SUFFIXES}")
+    if not path.is_file():
+        raise FileNotFoundError(f"style file {path} not found")
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a style file holds a mapping of Style keys")
+    try:
+        return Style.from_dict(data)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def save_style(style: "str | Style", path: str | Path) -> Path:
+    """Write ``style`` as YAML or JSON (by the suffix); :func:`load_style` reads it back equal."""
+    import yaml
+
+    path, d = Path(path).expanduser(), get_style(style).to_dict()
+    d.setdefault("version", 1)
+    text = (
+        json.dumps(d, indent=1)
+        if path.suffix == ".json"
+        else yaml.safe_dump(d, sort_keys=False, width=120, default_flow_style=None)
+    )
+    path.write_text(text)
+    return path
+
+
+def get_style(style: "str | Path | dict | Style") -> Style:
+    """A built-in style by name, a style file (``.yaml`` / ``.yml`` / ``.json``), a record, or a Style unchanged."""
     if isinstance(style, Style):
         return style
+    if isinstance(style, dict):
+        return Style.from_dict(style)
+    if isinstance(style, Path) or str(style).endswith(STYLE_FILE_SUFFIXES):
+        return load_style(style)
     if style not in STYLES:
-        raise ValueError(f"unknown SynthRooms style {style!r}; expected one of {sorted(STYLES)} or a Style")
+        raise ValueError(
+            f"unknown SynthRooms style {style!r}; expected one of {sorted(STYLES)}, a style file "
+            f"({'/'.join(STYLE_FILE_SUFFIXES)}) or a Style"
+        )
     return STYLES[style]
 
 
@@ -136,22 +285,37 @@ class Material:
     contrast: float
 
 
-def _colour(rng: np.random.Generator, style: Style) -> tuple[float, float, float]:
-    base = np.asarray(style.palette[rng.integers(len(style.palette))])
-    jitter = 1.0 + style.colour_jitter * rng.uniform(-1, 1, 3)
+def _colour(rng: np.random.Generator, group: "Style | MaterialGroup") -> tuple[float, float, float]:
+    base = np.asarray(group.palette[rng.integers(len(group.palette))])
+    jitter = 1.0 + group.colour_jitter * rng.uniform(-1, 1, 3)
     return tuple(np.clip(base * jitter, 0.0, 1.0).tolist())
 
 
-def sample_material(rng: np.random.Generator, style: Style) -> Material:
-    """One material; the draw never depends on the class it will be given to."""
+def material_group(style: Style, name: str | None, slot: int, rng: np.random.Generator) -> "Style | MaterialGroup":
+    """The group a material of class ``name`` in ``slot`` is drawn from; the style itself when the class has none.
+
+    Only a class with its own materials consumes a draw, so version-1 scenes keep their random streams.
+    """
+    slots = style.class_materials.get(name) if name is not None else None
+    if not slots:
+        return style
+    weights = slots[slot]
+    names = sorted(weights)
+    p = np.array([weights[g] for g in names], np.float64)
+    return style.materials[names[int(rng.choice(len(names), p=p / p.sum()))]]
+
+
+def sample_material(rng: np.random.Generator, style: Style, name: str | None = None, slot: int = 0) -> Material:
+    """One material of class ``name`` (slot 0 or 1): from the class's groups in version 2, else from the palette."""
+    group = material_group(style, name, slot, rng)
     return Material(
-        kind=int(rng.choice(len(TEXTURES), p=np.asarray(style.texture_probs) / sum(style.texture_probs))),
-        c1=_colour(rng, style),
-        c2=_colour(rng, style),
-        period=float(rng.uniform(*style.texture_period)),
+        kind=int(rng.choice(len(TEXTURES), p=np.asarray(group.texture_probs) / sum(group.texture_probs))),
+        c1=_colour(rng, group),
+        c2=_colour(rng, group),
+        period=float(rng.uniform(*group.texture_period)),
         angle=float(rng.uniform(0, np.pi)),
         phase=float(rng.uniform(0, 1)),
-        contrast=float(rng.uniform(*style.texture_contrast)),
+        contrast=float(rng.uniform(*group.texture_contrast)),
     )
 
 

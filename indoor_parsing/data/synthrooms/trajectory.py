@@ -88,5 +88,8 @@ def sample_trajectory(scene: Scene, num_frames: int, rng: np.random.Generator, t
     height = h0 + rng.uniform(-0.05, 0.05, K)
     pitch = np.radians(rng.uniform(*style.camera_pitch, K))
     roll = np.radians(rng.uniform(-3.0, 3.0, K))
+    if style.look_up_share > 0:  # version 2: some control points look up, so the ceiling is seen
+        up = rng.random(K) < style.look_up_share
+        pitch = np.where(up, np.radians(rng.uniform(*style.look_up_pitch, K)), pitch)
     angles = catmull_rom(np.stack([yaw, pitch, roll, height], 1), t)
     return np.stack([look_pose(np.r_[p, a[3]], a[0], a[1], a[2]) for p, a in zip(xy, angles, strict=True)])
