@@ -34,6 +34,7 @@ TOOLS = {
     "gap-bench": ("indoor_parsing.tools.gap_bench", "time and compare the GAP (geometry-aware propagation) forms"),
     "bench": ("indoor_parsing.tools.bench", "training / inference throughput and memory of methods and loaders"),
     "claims": ("indoor_parsing.tools.claims.run", "re-measure the papers' claimed gains (docs/claims)"),
+    "curves": ("indoor_parsing.tools.curves", "learning curves: val mIoU vs steps and CPU minutes (docs/curves)"),
 }
 
 

@@ -1,0 +1,66 @@
+"""``indoor-parsing curves`` on tiny SynthRooms: points at every validation, resume by config, the picture."""
+
+import math
+from pathlib import Path
+
+import pytest
+
+from indoor_parsing.tools import curves
+from tests.config_tools import shrink_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "experiments"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, cache_dir) -> list[Path]:
+    out = tmp_path_factory.mktemp("curve_configs")
+    names = ("baseline_resnet18_synthrooms.yaml", "distill3d_resnet18_synthrooms.yaml")  # distill3d: a feature cache
+    return [shrink_config(CONFIGS / name, out / Path(name).stem) for name in names]
+
+
+def _run(configs, out: Path, *extra) -> int:
+    return curves.main(["--configs", *map(str, configs), "--steps", "4", "--every", "2", "--out", str(out), *extra])
+
+
+def _steps(rows: list[dict], config: str) -> list[int]:
+    return [int(r["step"]) for r in rows if r["config"] == config]
+
+
+def test_curves_record_resume_and_plot(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "curves"
+    assert _run(tiny, out, "--override", "data.init_args.color_jitter=0.1") == 0
+    rows = curves.read_rows(out / "curves.csv")
+    for config in tiny:
+        assert _steps(rows, config.stem) == [2, 4]
+    for r in rows:
+        assert math.isfinite(float(r["val_mIoU"])) and 0.0 <= float(r["val_mIoU"]) <= 1.0
+        assert math.isfinite(float(r["train_loss"])) and float(r["cpu_s"]) > 0 and float(r["wall_s"]) > 0
+        assert r["overrides"] == "data.init_args.color_jitter=0.1" and r["cpu_clock"] == "process+workers"
+    first = [r for r in rows if r["config"] == tiny[0].stem]
+    assert float(first[1]["cpu_s"]) > float(first[0]["cpu_s"]) and float(first[1]["wall_s"]) > float(first[0]["wall_s"])
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    trained = []
+    real_train = curves.train
+    monkeypatch.setattr(curves, "train", lambda path, on_point: (trained.append(path), real_train(path, on_point)))
+    assert _run(tiny, out, "--override", "data.init_args.color_jitter=0.1") == 0
+    assert trained == [] and curves.read_rows(out / "curves.csv") == rows  # finished configs: no training
+
+    # A killed run left the second config with its first point only: it alone is retrained, from step 0.
+    curves.write_rows(out / "curves.csv", rows[:-1])
+    (out / "curves.png").unlink()
+    assert _run(tiny, out, "--override", "data.init_args.color_jitter=0.1") == 0
+    again = curves.read_rows(out / "curves.csv")
+    assert [Path(p).parent.name for p in trained] == [f"{tiny[1].stem}__seed0"]
+    assert _steps(again, tiny[0].stem) == [2, 4] and _steps(again, tiny[1].stem) == [2, 4]
+    assert (out / "curves.png").is_file()
+
+    # Other overrides are another curve: trained, next to the first.
+    assert _run(tiny[:1], out) == 0
+    assert len(trained) == 2 and len(curves.read_rows(out / "curves.csv")) == 6
+
+
+def test_steps_must_be_a_multiple_of_every(tmp_path):
+    with pytest.raises(SystemExit):
+        curves.main(["--configs", str(CONFIGS / "baseline_resnet18_synthrooms.yaml"), "--steps", "5", "--every", "2",
+                     "--out", str(tmp_path)])  # fmt: skip
