@@ -1,10 +1,14 @@
 """``indoor-parsing curves`` on tiny SynthRooms: points at every validation, resume by config, the picture."""
 
+import argparse
 import math
+import multiprocessing
+import time
 from pathlib import Path
 
 import pytest
 
+from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools import curves
 from tests.config_tools import shrink_config
 
@@ -64,3 +68,37 @@ def test_steps_must_be_a_multiple_of_every(tmp_path):
     with pytest.raises(SystemExit):
         curves.main(["--configs", str(CONFIGS / "baseline_resnet18_synthrooms.yaml"), "--steps", "5", "--every", "2",
                      "--out", str(tmp_path)])  # fmt: skip
+
+
+def _burn(seconds: float, burnt, release) -> None:
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+    burnt.set()
+    release.wait()
+
+
+def test_cpu_clock_counts_live_and_joined_workers():
+    ctx = multiprocessing.get_context("fork")
+    burnt, release = ctx.Event(), ctx.Event()
+    before, clock = curves.cpu_clock()
+    worker = ctx.Process(target=_burn, args=(0.5, burnt, release))
+    worker.start()
+    burnt.wait()
+    live, _ = curves.cpu_clock()  # the worker is alive, idle
+    release.set()
+    worker.join()
+    joined, _ = curves.cpu_clock()
+    assert clock == "process+workers"
+    assert live - before >= 0.45 and joined - before >= 0.45 and joined - live < 0.3  # counted once
+
+
+def test_missing_teacher_features_come_from_the_claims_teacher(tiny, tmp_path, monkeypatch):
+    args = argparse.Namespace(override=[], seed=3, steps=4, every=2)
+    monkeypatch.setattr(curves, "teacher_features", lambda args: "prepared/features")
+    kept = cr.load(curves.build_config(tiny[1], args, tmp_path / "kept"))  # its smoke cache exists
+    assert kept["data"]["init_args"]["feature_cache"] == cr.load(tiny[1])["data"]["init_args"]["feature_cache"]
+    args.override = [curves.parse_override("data.init_args.feature_cache=nowhere")]
+    built = cr.load(curves.build_config(tiny[1], args, tmp_path / "built"))
+    assert built["data"]["init_args"]["feature_cache"] == "prepared/features" and built["seed_everything"] == 3
+    assert built["trainer"]["val_check_interval"] == 2 and built["trainer"]["max_steps"] == 4
