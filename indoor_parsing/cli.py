@@ -38,6 +38,7 @@ TOOLS = {
     "bench": ("indoor_parsing.tools.bench", "training / inference throughput and memory of methods and loaders"),
     "claims": ("indoor_parsing.tools.claims.run", "re-measure the papers' claimed gains (docs/claims)"),
     "synthrooms-hardness": ("indoor_parsing.tools.synthrooms_hardness", "colour separability of SynthRooms pairs"),
+    "curves": ("indoor_parsing.tools.curves", "learning curves: val mIoU vs steps and CPU minutes (docs/curves)"),
 }
 
 

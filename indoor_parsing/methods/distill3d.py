@@ -1,7 +1,7 @@
 """Distill3DModule: 3D-to-2D Distillation for indoor scene parsing (Liu, Qi, Fu, CVPR 2021).
 
 A PSPNet student learns to simulate the features of a frozen 3D teacher (models/pspnet.py). The teacher's
-features are precomputed into a per-frame cache (distill/extract.py); the DataModule (distill/cache.py) adds them to
+features are precomputed into a per-frame cache (distill/extract.py); the DataModule (data/features.py) adds them to
 paired batches and hands over the cache's global feature statistics (DN1) and the per-category feature bank
 (unpaired). Paired: L = CE + 0.4 aux + 0.03 L_p. Unpaired: the 2D network and the per-category discriminators are
 trained alternately (Eq. 3 / Eq. 4) with Lightning's manual optimisation. Cascade: the depth network of an earlier
@@ -139,7 +139,7 @@ class Distill3DModule(SegmentationModule):
         if stats is None:
             if hp.norm == "dn" or self.adversarial:
                 raise DataFileError("Distill3DModule(mode='distill') needs a DataModule with a feature_cache "
-                                    "(distill/cache.py) for the teacher's statistics")  # fmt: skip
+                                    "(data/features.py) for the teacher's statistics")  # fmt: skip
             return
         if stats["channels"] != hp.feat_channels:
             raise DataFileError(f"feature cache has {stats['channels']} channels, model feat_channels is "
