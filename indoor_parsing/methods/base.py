@@ -96,7 +96,7 @@ class SegmentationModule(L.LightningModule):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3, H, W) -> logits (B, K, H, W): all a deployed model needs."""
-        return self.model(image)
+        return self.model(image)["logits"]
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """Named, already weighted loss terms of one training batch; their sum is optimised."""
@@ -105,8 +105,6 @@ class SegmentationModule(L.LightningModule):
 
     # ---- shared machinery -------------------------------------------------------------------------------
     def cross_entropy(self, logits: torch.Tensor, label: torch.Tensor, weighted: bool = True) -> torch.Tensor:
-        if logits.shape[-2:] != label.shape[-2:]:
-            logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
         weight = self.class_weights if weighted and self.hparams.class_weighting != "none" else None
         return cross_entropy(logits, label, weight=weight, ignore_index=self.ignore_index)
 
@@ -129,12 +127,8 @@ class SegmentationModule(L.LightningModule):
         return loss
 
     def eval_logits(self, batch: dict) -> torch.Tensor:
-        """Logits at the label's resolution (upsampled when the network saw a smaller image)."""
-        logits = self(batch["image"])
-        size = batch["label"].shape[-2:]
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits
+        """Logits (B, K, H, W): models predict at the input size, which is the label's (data/sample.py)."""
+        return self(batch["image"])
 
     def eval_outputs(self, batch: dict) -> dict[str, torch.Tensor]:
         """What evaluation and prediction read: ``logits`` at the label's resolution, plus method extras."""

@@ -17,7 +17,6 @@ from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth
 from indoor_parsing.methods.base import STAGES, SegmentationModule
 from indoor_parsing.metrics.depth import DepthMetrics
-from indoor_parsing.models.encoders import pad_to_multiple
 from indoor_parsing.models.pspnet import DepthNet
 
 
@@ -56,8 +55,7 @@ class CascadeDepthModule(SegmentationModule):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3, H, W) -> depth (B, 1, H, W) in metres."""
-        x, (H, W) = pad_to_multiple(image, 8)
-        return self.model(x)[..., :H, :W]
+        return self.model(image)
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         return {"depth": l1_depth(self(batch["image"]), batch["depth"], batch.get("depth_valid"))}
