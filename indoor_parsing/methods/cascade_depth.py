@@ -63,12 +63,12 @@ class CascadeDepthModule(SegmentationModule):
     def setup(self, stage: str) -> None:
         pass  # no class weights: no segmentation loss
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_step(self, batch: dict, stage: str) -> None:
         if not self._validated:
             validate_batch(batch, self.required_keys)
         self.depth_metrics[stage].update(self(batch["image"]), batch["depth"])
 
-    def _eval_epoch_end(self, stage: str) -> None:
+    def on_eval_epoch_end(self, stage: str) -> None:
         result = self.depth_metrics[stage].compute()
         self.depth_metrics[stage].reset()
         self.log_dict({f"{stage}/depth_{k}": v.float() for k, v in result.items()}, prog_bar=True)

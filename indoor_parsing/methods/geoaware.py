@@ -192,15 +192,15 @@ class GeoAwareModule(SegmentationModule):
     def eval_logits(self, batch: dict) -> torch.Tensor:
         return self.eval_outputs(batch)["logits"]
 
-    def _eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
-        out = super()._eval_step(batch, stage)
+    def eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+        out = super().eval_step(batch, stage)
         if self.depth_metrics is not None and out["depth"] is not None and "depth" in batch:
             target = batch["depth"]
             self.depth_metrics[stage].update(out["depth"], target)
         return out
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        super()._eval_epoch_end(stage)
+    def on_eval_epoch_end(self, stage: str) -> None:
+        super().on_eval_epoch_end(stage)
         if self.depth_metrics is None or self.depth_metrics[stage].update_count == 0:
             return
         result = self.depth_metrics[stage].compute()

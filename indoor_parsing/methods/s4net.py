@@ -24,7 +24,7 @@ from indoor_parsing.methods.s4net_consistency import (
     to_unit_rgb,
     warp_neighbors,
 )
-from indoor_parsing.metrics.segmentation import SUMMARY_KEYS, SegmentationMetrics
+from indoor_parsing.metrics.segmentation import SegmentationMetrics
 from indoor_parsing.models.s4net import S4Net
 
 __all__ = ["S4NetModule", "merge_labels", "photometric_consistency", "warp_neighbors"]
@@ -279,14 +279,7 @@ class S4NetModule(SegmentationModule):
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._seq_eval_step(batch, "test", dataloader_idx)
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        super()._eval_epoch_end(stage)  # the first loader under the base names (val/mIoU: checkpoint monitor)
+    def on_eval_epoch_end(self, stage: str) -> None:
+        super().on_eval_epoch_end(stage)  # the first loader under the base names (val/mIoU: checkpoint monitor)
         for name in self.eval_names:
-            metric = self.seq_metrics[f"{stage}_{name}"]
-            result = metric.compute()
-            metric.reset()
-            self.last_results[f"{stage}/{name}"] = {k: v.detach().cpu() for k, v in result.items()}
-            self.log_dict({f"{stage}/{name}/{k}": result[k] for k in SUMMARY_KEYS})
-            for cls, iou in zip(self.class_names, result["iou"], strict=True):
-                if torch.isfinite(iou):
-                    self.log(f"{stage}/{name}/iou/{cls}", iou)
+            self.log_segmentation(self.seq_metrics[f"{stage}_{name}"], f"{stage}/{name}")
