@@ -135,13 +135,13 @@ def test_geometric_loss_has_no_gradient_on_masked_pixels():
     m.refresh_teacher_if_due(0)
     batch = combined_batch(B=1)
     seg = torch.randn(1, K20, 32, 32, requires_grad=True)
-    m.model.forward = lambda image: {"seg": seg, "aux": None, "depth": None}  # the teacher keeps the real network
+    m.model.forward = lambda image: {"logits": seg}  # the teacher keeps the real network
     m.target_losses(batch["target"])["geo"].backward()
     grad = seg.grad.abs().sum(1)[0]  # (H, W)
     assert (grad[:3] == 0).all()  # rows without depth
     assert (grad > 0).sum() > 100
     with torch.no_grad():
-        probs = m.teacher(torch.cat([nb["image"] for nb in batch["target"]["neighbors"]]))["seg"].softmax(1)
+        probs = m.teacher(torch.cat([nb["image"] for nb in batch["target"]["neighbors"]]))["logits"].softmax(1)
     views = [{**nb, "prob": p[None], "usable": torch.ones(1, dtype=bool)}
              for nb, p in zip(batch["target"]["neighbors"], probs, strict=True)]  # fmt: skip
     t = batch["target"]

@@ -60,7 +60,7 @@ def test_source_loss_is_the_weighted_cross_entropy_of_the_source_batch():
     m = module(consistency_weight=0.0)
     m.eval()  # deterministic forward
     batch = combined_batch()
-    out = m.model(batch["source"]["image"])["seg"]
+    out = m.model(batch["source"]["image"])["logits"]
     torch.testing.assert_close(m.losses(batch)["seg"], m.cross_entropy(out, batch["source"]["label"]))
 
 
@@ -96,9 +96,9 @@ def test_geo_label_comes_from_every_neighbour_of_the_batch():
         nb["depth"] = torch.zeros(1, 1, H, W)
         nb["depth"][..., bands[k], :] = 2.0
     teacher_seg = torch.cat([10 * _one_hot(k, H, W, K20) for k in range(3)])  # (3 neighbours, K, H, W)
-    m.teacher.forward = lambda image: {"seg": teacher_seg, "aux": None, "depth": None}
+    m.teacher.forward = lambda image: {"logits": teacher_seg}
     seg = torch.zeros(1, K20, H, W, requires_grad=True)
-    m.model.forward = lambda image: {"seg": seg, "aux": None, "depth": None}
+    m.model.forward = lambda image: {"logits": seg}
     m.target_losses(batch["target"])["geo"].backward()
     label = torch.where(seg.grad[0].abs().sum(0) > 0, seg.grad[0].argmin(0), 255)  # CE gradient is < 0 at the label
     for k, rows in enumerate(bands):
@@ -193,8 +193,8 @@ def test_predicted_depth_warps_use_the_scale_tolerant_occlusion_test():
     batch = combined_batch(B=1, neighbors=1)
     H, W = 32, 32
     seg = torch.zeros(1, K20, H, W, requires_grad=True)
-    m.model.forward = lambda image: {"seg": seg, "aux": None, "depth": torch.full((1, 1, H, W), 2.2)}
-    m.teacher.forward = lambda image: {"seg": torch.zeros(1, K20, H, W), "aux": None,
+    m.model.forward = lambda image: {"logits": seg, "depth": torch.full((1, 1, H, W), 2.2)}
+    m.teacher.forward = lambda image: {"logits": torch.zeros(1, K20, H, W),
                                        "depth": torch.full((1, 1, H, W), 1.8)}  # fmt: skip
     m.target_losses(batch["target"])
     assert m.last_coverage["geo_coverage"] > 0.8

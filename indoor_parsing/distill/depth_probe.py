@@ -21,7 +21,7 @@ from tqdm import tqdm
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.io import DataFileError, write_json
 from indoor_parsing.losses import l1_depth, ssim
-from indoor_parsing.models.encoders import pad_to_multiple
+from indoor_parsing.models.blocks import pad_to_multiple
 
 LAYERS = ("encoder", "f2d", "sim3d")
 

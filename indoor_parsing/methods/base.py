@@ -11,7 +11,7 @@ from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
 from indoor_parsing.losses import cross_entropy, median_frequency_weights
-from indoor_parsing.metrics.segmentation import SegmentationMetrics
+from indoor_parsing.metrics.segmentation import SUMMARY_KEYS, SegmentationMetrics
 from indoor_parsing.models.baseline import SmpSegmenter
 from indoor_parsing.training.distributed import broadcast_module
 from indoor_parsing.training.schedulers import PolyLR
@@ -31,8 +31,10 @@ class TrainImageSize(L.Callback):
 class SegmentationModule(L.LightningModule):
     """The baseline: an smp network trained with cross-entropy; subclasses replace the model and the losses.
 
-    A subclass overrides ``build_model`` and ``losses`` (and ``logits`` when its model returns more than logits);
-    the base owns metrics, logging, class weights, optimiser / scheduler construction and prediction.
+    A subclass overrides ``build_model`` and ``losses``, and where it evaluates more than segmentation the
+    extension points ``eval_step(batch, stage)`` / ``on_eval_epoch_end(stage)`` (``log_segmentation`` logs a
+    confusion matrix); the base owns metrics, logging, class weights, optimiser / scheduler construction and
+    prediction.
 
     Args:
         num_classes: K (linked from the DataModule by the CLI).
@@ -96,7 +98,7 @@ class SegmentationModule(L.LightningModule):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3, H, W) -> logits (B, K, H, W): all a deployed model needs."""
-        return self.model(image)
+        return self.model(image)["logits"]
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """Named, already weighted loss terms of one training batch; their sum is optimised."""
@@ -105,8 +107,6 @@ class SegmentationModule(L.LightningModule):
 
     # ---- shared machinery -------------------------------------------------------------------------------
     def cross_entropy(self, logits: torch.Tensor, label: torch.Tensor, weighted: bool = True) -> torch.Tensor:
-        if logits.shape[-2:] != label.shape[-2:]:
-            logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
         weight = self.class_weights if weighted and self.hparams.class_weighting != "none" else None
         return cross_entropy(logits, label, weight=weight, ignore_index=self.ignore_index)
 
@@ -129,12 +129,8 @@ class SegmentationModule(L.LightningModule):
         return loss
 
     def eval_logits(self, batch: dict) -> torch.Tensor:
-        """Logits at the label's resolution (upsampled when the network saw a smaller image)."""
-        logits = self(batch["image"])
-        size = batch["label"].shape[-2:]
-        if logits.shape[-2:] != size:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        return logits
+        """Logits (B, K, H, W): models predict at the input size, which is the label's (data/sample.py)."""
+        return self(batch["image"])
 
     def eval_outputs(self, batch: dict) -> dict[str, torch.Tensor]:
         """What evaluation and prediction read: ``logits`` at the label's resolution, plus method extras."""
@@ -149,7 +145,8 @@ class SegmentationModule(L.LightningModule):
             full = F.interpolate(logits[b : b + 1], size=(int(h), int(w)), mode="bilinear", align_corners=False)
             metric.update(full.argmax(1), batch["label_full"][b : b + 1, : int(h), : int(w)])
 
-    def _eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+    def eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+        """One validation / test batch of ``stage``: score it and log ``<stage>/loss``; returns the eval outputs."""
         out = self.eval_outputs(batch)
         self.score(self.metrics[stage], out["logits"], batch)
         loss = F.cross_entropy(out["logits"], batch["label"], ignore_index=self.ignore_index)
@@ -164,25 +161,32 @@ class SegmentationModule(L.LightningModule):
         broadcast_module(self, buffers_only=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+        self.eval_step(batch, "val")
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        self.eval_step(batch, "test")
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        result = self.metrics[stage].compute()
-        self.metrics[stage].reset()
-        self.last_results[stage] = {k: v.detach().cpu() for k, v in result.items()}
-        self.log_dict({f"{stage}/{k}": result[k] for k in ("pixel_acc", "mean_acc", "mIoU", "fwIoU")}, prog_bar=True)
+    def on_eval_epoch_end(self, stage: str) -> None:
+        """End of a validation / test epoch of ``stage`` (``val`` or ``test``): log and reset its metrics."""
+        self.log_segmentation(self.metrics[stage], stage, prog_bar=True)
+
+    def log_segmentation(self, metric: SegmentationMetrics, prefix: str, prog_bar: bool = False) -> dict:
+        """Compute and reset ``metric``; log ``<prefix>/<summary>`` and ``<prefix>/iou/<class>``; keep the result in
+        ``last_results[prefix]``."""
+        result = metric.compute()
+        metric.reset()
+        self.last_results[prefix] = {k: v.detach().cpu() for k, v in result.items()}
+        self.log_dict({f"{prefix}/{k}": result[k] for k in SUMMARY_KEYS}, prog_bar=prog_bar)
         for name, iou in zip(self.class_names, result["iou"], strict=True):
             if torch.isfinite(iou):
-                self.log(f"{stage}/iou/{name}", iou)
+                self.log(f"{prefix}/iou/{name}", iou)
+        return result
 
     def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
+        self.on_eval_epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
+        self.on_eval_epoch_end("test")
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """Per frame: label map (H0, W0) at the frame's original size, its confidence, and ``meta``."""

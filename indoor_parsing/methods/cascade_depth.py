@@ -17,7 +17,6 @@ from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth
 from indoor_parsing.methods.base import STAGES, SegmentationModule
 from indoor_parsing.metrics.depth import DepthMetrics
-from indoor_parsing.models.encoders import pad_to_multiple
 from indoor_parsing.models.pspnet import DepthNet
 
 
@@ -56,8 +55,7 @@ class CascadeDepthModule(SegmentationModule):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """RGB (B, 3, H, W) -> depth (B, 1, H, W) in metres."""
-        x, (H, W) = pad_to_multiple(image, 8)
-        return self.model(x)[..., :H, :W]
+        return self.model(image)
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         return {"depth": l1_depth(self(batch["image"]), batch["depth"], batch.get("depth_valid"))}
@@ -65,12 +63,12 @@ class CascadeDepthModule(SegmentationModule):
     def setup(self, stage: str) -> None:
         pass  # no class weights: no segmentation loss
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_step(self, batch: dict, stage: str) -> None:
         if not self._validated:
             validate_batch(batch, self.required_keys)
         self.depth_metrics[stage].update(self(batch["image"]), batch["depth"])
 
-    def _eval_epoch_end(self, stage: str) -> None:
+    def on_eval_epoch_end(self, stage: str) -> None:
         result = self.depth_metrics[stage].compute()
         self.depth_metrics[stage].reset()
         self.log_dict({f"{stage}/depth_{k}": v.float() for k, v in result.items()}, prog_bar=True)

@@ -23,13 +23,6 @@ from indoor_parsing.models.pspnet import PSPNetStudent
 from indoor_parsing.training.distributed import detect_unused_parameters
 
 
-def to_image(x: torch.Tensor, size: tuple[int, int], stride: int) -> torch.Tensor:
-    """Upsample a stride-``stride`` map of the padded image and crop it to the image ``size``."""
-    h, w = x.shape[-2:]
-    x = F.interpolate(x, size=(h * stride, w * stride), mode="bilinear", align_corners=False)
-    return x[..., : size[0], : size[1]]
-
-
 class Distill3DModule(SegmentationModule):
     """PSPNet student with 3D-to-2D distillation (paired L_p or unpaired semantic-aware adversarial loss).
 
@@ -163,9 +156,6 @@ class Distill3DModule(SegmentationModule):
         self.bank_start = (torch.cumsum(count, 0) - count).to(self.bank_start.device)
 
     # ---- forward / evaluation -----------------------------------------------------------------------------
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return to_image(self.model(image)["logits"], image.shape[-2:], self.model.stride)
-
     def eval_logits(self, batch: dict) -> torch.Tensor:
         """Single scale, or log of the probabilities averaged over ``eval_scales`` x (flip)."""
         image, size = batch["image"], batch["label"].shape[-2:]
@@ -183,15 +173,14 @@ class Distill3DModule(SegmentationModule):
 
     # ---- losses -------------------------------------------------------------------------------------------
     def _supervised_terms(self, batch: dict, out: dict) -> dict[str, torch.Tensor]:
-        hp, size, stride = self.hparams, batch["image"].shape[-2:], self.model.stride
-        terms = {"ce": self.cross_entropy(to_image(out["logits"], size, stride), batch["label"])}
+        hp = self.hparams
+        terms = {"ce": self.cross_entropy(out["logits"], batch["label"])}
         if "aux" in out:
-            terms["aux"] = hp.aux_weight * self.cross_entropy(to_image(out["aux"], size, stride), batch["label"])
+            terms["aux"] = hp.aux_weight * self.cross_entropy(out["aux"], batch["label"])
         if hp.mode == "distill" and hp.paired:
             terms["distill"] = hp.distill_weight * self.distill_loss(out["sim3d"], batch)
         if hp.mode == "multitask":
-            depth = to_image(out["depth"], size, stride)
-            terms["depth"] = hp.depth_weight * l1_depth(depth, batch["depth"], batch.get("depth_valid"))
+            terms["depth"] = hp.depth_weight * l1_depth(out["depth"], batch["depth"], batch.get("depth_valid"))
         return terms
 
     def distill_loss(self, sim3d: torch.Tensor, batch: dict) -> torch.Tensor:

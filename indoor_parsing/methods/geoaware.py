@@ -6,7 +6,6 @@ only: the model stops their gradient at the depth-aware embedding (``GeoAwareNet
 """
 
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
@@ -149,7 +148,7 @@ class GeoAwareModule(SegmentationModule):
         return self.model(image)["depth"]
 
     def run(self, batch: dict) -> dict:
-        """All network outputs of a batch: ``logits``, ``distilled``, ``side`` (list), ``depth`` (metres or None)."""
+        """All network outputs of a batch: ``logits`` and, as configured, ``distilled``, ``side``, ``depth``."""
         x = self.network_input(batch["image"], batch.get("depth"), batch.get("intrinsics"))
         return self.model(x, depth_frames=self.depth_frames(batch))
 
@@ -166,18 +165,16 @@ class GeoAwareModule(SegmentationModule):
     def segmentation_loss(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         if self.hparams.seg_loss == "ce":
             return self.cross_entropy(logits, label)
-        if logits.shape[-2:] != label.shape[-2:]:
-            logits = F.interpolate(logits, size=label.shape[-2:], mode="bilinear", align_corners=False)
         return self.focal(logits, label)  # Eq. 6
 
     def loss_terms(self, out: dict, batch: dict) -> dict[str, torch.Tensor]:
         """Eq. 8 from network outputs: ``seg`` (L_s), ``distilled``, ``side<k>`` (L_sk), ``depth`` (L_d), weighted."""
         terms = {"seg": self.segmentation_loss(out["logits"], batch["label"])}
-        if out.get("distilled") is not None:
+        if "distilled" in out:
             terms["distilled"] = self.hparams.side_weight * self.segmentation_loss(out["distilled"], batch["label"])
-        for k, side in enumerate(out["side"], start=1):
+        for k, side in enumerate(out.get("side", []), start=1):
             terms[f"side{k}"] = self.hparams.side_weight * self.segmentation_loss(side, batch["label"])
-        if out["depth"] is not None:
+        if "depth" in out:
             # Frames without depth (partial supervision, Table 5) have depth_valid all False: no L_d, no gradient.
             mask = batch.get("depth_valid")
             terms["depth"] = self.hparams.depth_weight * self.berhu(out["depth"], batch["depth"], mask)  # Eq. 7
@@ -190,20 +187,20 @@ class GeoAwareModule(SegmentationModule):
     def eval_outputs(self, batch: dict) -> dict[str, torch.Tensor]:
         # One forward for both tasks; the HHA row reads depth and intrinsics from the batch here too.
         out = self.run(batch)
-        return {"logits": _resize(out["logits"], batch["label"].shape[-2:]), "depth": out["depth"]}
+        return {"logits": out["logits"], "depth": out.get("depth")}
 
     def eval_logits(self, batch: dict) -> torch.Tensor:
         return self.eval_outputs(batch)["logits"]
 
-    def _eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
-        out = super()._eval_step(batch, stage)
+    def eval_step(self, batch: dict, stage: str) -> dict[str, torch.Tensor]:
+        out = super().eval_step(batch, stage)
         if self.depth_metrics is not None and out["depth"] is not None and "depth" in batch:
             target = batch["depth"]
-            self.depth_metrics[stage].update(_resize(out["depth"], target.shape[-2:]), target)
+            self.depth_metrics[stage].update(out["depth"], target)
         return out
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        super()._eval_epoch_end(stage)
+    def on_eval_epoch_end(self, stage: str) -> None:
+        super().on_eval_epoch_end(stage)
         if self.depth_metrics is None or self.depth_metrics[stage].update_count == 0:
             return
         result = self.depth_metrics[stage].compute()
@@ -242,10 +239,3 @@ class GeoAwareModule(SegmentationModule):
         for group in optimizer.param_groups:
             if group.get("name") in CLIPPED_GROUPS:
                 torch.nn.utils.clip_grad_norm_(group["params"], self.hparams.grad_clip)
-
-
-def _resize(t: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize of (B, C, h, w) to ``size`` (a no-op when it already matches)."""
-    if tuple(t.shape[-2:]) == tuple(size):
-        return t
-    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)

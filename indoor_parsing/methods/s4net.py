@@ -24,7 +24,7 @@ from indoor_parsing.methods.s4net_consistency import (
     to_unit_rgb,
     warp_neighbors,
 )
-from indoor_parsing.metrics.segmentation import SUMMARY_KEYS, SegmentationMetrics
+from indoor_parsing.metrics.segmentation import SegmentationMetrics
 from indoor_parsing.models.s4net import S4Net
 
 __all__ = ["S4NetModule", "merge_labels", "photometric_consistency", "warp_neighbors"]
@@ -106,7 +106,7 @@ class S4NetModule(SegmentationModule):
                      depth_head=hp.depth_prediction, max_depth=hp.max_depth)  # fmt: skip
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image)["seg"]
+        return self.model(image)["logits"]
 
     def predict_depth(self, image: torch.Tensor) -> torch.Tensor | None:
         """Predicted depth (B, 1, H, W) in metres when the depth decoder is on, else None."""
@@ -208,10 +208,10 @@ class S4NetModule(SegmentationModule):
         hp = self.hparams
         source, target = (batch["source"], batch.get("target")) if "source" in batch else (batch, None)
         out = self.model(source["image"])
-        terms = {"seg": self.cross_entropy(out["seg"], source["label"])}  # L_S, median-frequency weighted
-        if out["aux"] is not None:
+        terms = {"seg": self.cross_entropy(out["logits"], source["label"])}  # L_S, median-frequency weighted
+        if "aux" in out:
             terms["seg_aux"] = hp.aux_weight * self.cross_entropy(out["aux"], source["label"])
-        if out["depth"] is not None and "depth" in source:
+        if "depth" in out and "depth" in source:
             terms["depth"] = l1_depth(out["depth"], source["depth"], source.get("depth_valid"))  # L_DS
         if target is not None and self.teacher is not None and target.get("neighbors"):
             terms.update(self.target_losses(target))
@@ -225,10 +225,10 @@ class S4NetModule(SegmentationModule):
         with torch.no_grad():
             teacher = self.teacher(torch.cat([nb["image"] for nb in nbs]))  # all neighbours in one pass
         B = target["image"].shape[0]
-        probs = teacher["seg"].softmax(1).split(B)
+        probs = teacher["logits"].softmax(1).split(B)
         predicted = hp.warp_depth == "predicted"
-        photometric = out["depth"] is not None and hp.depth_consistency_weight > 0
-        nb_depths = teacher["depth"].split(B) if teacher["depth"] is not None else [None] * len(nbs)
+        photometric = "depth" in out and hp.depth_consistency_weight > 0
+        nb_depths = teacher["depth"].split(B) if "depth" in teacher else [None] * len(nbs)
         views = []
         for nb, prob, nb_depth in zip(nbs, probs, nb_depths, strict=True):
             usable = nb.get("usable", torch.ones(B, dtype=torch.bool, device=prob.device))  # False: padding slot
@@ -245,8 +245,8 @@ class S4NetModule(SegmentationModule):
         with torch.no_grad():
             label = merge_labels(warped, self.ignore_index)
         self.last_coverage = self.coverage.update(label, warped, self.ignore_index)
-        terms = {"geo": hp.consistency_weight * cross_entropy(out["seg"], label, ignore_index=self.ignore_index)}
-        if out["aux"] is not None:
+        terms = {"geo": hp.consistency_weight * cross_entropy(out["logits"], label, ignore_index=self.ignore_index)}
+        if "aux" in out:
             aux = cross_entropy(out["aux"], label, ignore_index=self.ignore_index)
             terms["geo_aux"] = hp.consistency_weight * hp.aux_weight * aux
         if photometric:
@@ -254,7 +254,7 @@ class S4NetModule(SegmentationModule):
                 for v, d in zip(views, nb_depths, strict=True):
                     v["depth"] = d
                 warped = warp_neighbors(out["depth"], K, T, views, *geo, scale_invariant=True)
-            seg = out["seg"].detach().argmax(1)
+            seg = out["logits"].detach().argmax(1)
             photo = photometric_consistency(to_unit_rgb(target["image"]), seg, warped, hp.photometric_alpha)
             terms["photo"] = hp.depth_consistency_weight * photo
         return terms
@@ -279,14 +279,7 @@ class S4NetModule(SegmentationModule):
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._seq_eval_step(batch, "test", dataloader_idx)
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        super()._eval_epoch_end(stage)  # the first loader under the base names (val/mIoU: checkpoint monitor)
+    def on_eval_epoch_end(self, stage: str) -> None:
+        super().on_eval_epoch_end(stage)  # the first loader under the base names (val/mIoU: checkpoint monitor)
         for name in self.eval_names:
-            metric = self.seq_metrics[f"{stage}_{name}"]
-            result = metric.compute()
-            metric.reset()
-            self.last_results[f"{stage}/{name}"] = {k: v.detach().cpu() for k, v in result.items()}
-            self.log_dict({f"{stage}/{name}/{k}": result[k] for k in SUMMARY_KEYS})
-            for cls, iou in zip(self.class_names, result["iou"], strict=True):
-                if torch.isfinite(iou):
-                    self.log(f"{stage}/{name}/iou/{cls}", iou)
+            self.log_segmentation(self.seq_metrics[f"{stage}_{name}"], f"{stage}/{name}")

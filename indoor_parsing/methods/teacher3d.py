@@ -67,7 +67,7 @@ class Teacher3DModule(SegmentationModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["scene"]))
         return loss
 
-    def _eval_step(self, batch: dict, stage: str) -> None:
+    def eval_step(self, batch: dict, stage: str) -> None:
         logits, _ = self(batch["coords"], batch["feats"])
         self.metrics[stage].update(logits.argmax(1), batch["label"])
         loss = F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)

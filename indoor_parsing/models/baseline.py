@@ -4,7 +4,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from indoor_parsing.models.encoders import pad_to_multiple
+from indoor_parsing.models.blocks import pad_to_multiple, to_input_size
 
 
 class SmpSegmenter(nn.Module):
@@ -18,7 +18,7 @@ class SmpSegmenter(nn.Module):
         in_channels: input channels.
 
     Shape:
-        (B, in_channels, H, W) -> logits (B, K, H, W).
+        (B, in_channels, H, W) -> {"logits": (B, K, H, W)}.
     """
 
     def __init__(
@@ -31,7 +31,6 @@ class SmpSegmenter(nn.Module):
         )  # fmt: skip
         self.stride = 32
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, (H, W) = pad_to_multiple(x, self.stride)
-        out = self.net(x)
-        return out[..., :H, :W]
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, size = pad_to_multiple(x, self.stride)
+        return {"logits": to_input_size(self.net(x), x.shape[-2:], size)}

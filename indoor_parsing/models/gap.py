@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from indoor_parsing.models.blocks import conv_bn
+
 FORMS = ("linear", "direct", "softmax")
 POSITIVE = ("softplus", "relu")
 
@@ -67,10 +69,6 @@ def gap_softmax(eta: torch.Tensor, phi: torch.Tensor, value: torch.Tensor) -> to
     return out.squeeze(1).transpose(1, 2)[:, :C]
 
 
-def _conv_bn(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
-
-
 class GAP(nn.Module):
     """Geometry-aware propagation of semantic features over a depth-embedding affinity (Jiao et al., Eq. 3-5).
 
@@ -99,9 +97,9 @@ class GAP(nn.Module):
         if positive not in POSITIVE:
             raise ValueError(f"GAP: positive must be one of {POSITIVE}, got {positive!r}")
         self.form, self.positive, self.eps = form, positive, eps
-        self.eta = _conv_bn(depth_channels, key_channels)  # Eq. 4: η(G)
-        self.phi = _conv_bn(depth_channels, key_channels)  # Eq. 4: φ(G)
-        self.delta = _conv_bn(channels, channels)  # Eq. 5: δ(p)
+        self.eta = conv_bn(depth_channels, key_channels)  # Eq. 4: η(G)
+        self.phi = conv_bn(depth_channels, key_channels)  # Eq. 4: φ(G)
+        self.delta = conv_bn(channels, channels)  # Eq. 5: δ(p)
 
     def forward(self, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         if p.shape[-2:] != g.shape[-2:]:
@@ -128,7 +126,7 @@ class VanConv(nn.Module):
 
     def __init__(self, channels: int, depth_channels: int) -> None:
         super().__init__()
-        self.fuse = _conv_bn(channels + depth_channels, channels)
+        self.fuse = conv_bn(channels + depth_channels, channels)
 
     def forward(self, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         return self.fuse(torch.cat([p, g], 1))

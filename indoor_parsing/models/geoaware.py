@@ -11,18 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from indoor_parsing.models.encoders import Encoder, pad_to_multiple
+from indoor_parsing.models.blocks import conv_bn_relu, pad_to_multiple, to_input_size
+from indoor_parsing.models.encoders import Encoder
 from indoor_parsing.models.gap import GAP, VanConv
 
 FUSIONS = ("none", "vanconv", "gap")
 PLACEMENTS = ("end", "every_scale")
 _DEPTH_INIT_M = 2.5  # softplus(bias) at initialisation: a typical indoor depth, so berHu starts small
-
-
-def _conv_bn_relu(in_channels: int, out_channels: int, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU(True)
-    )
 
 
 def he_init(modules: list[nn.Module]) -> None:
@@ -51,7 +46,7 @@ class UpProjection(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.branch = nn.Sequential(
-            _conv_bn_relu(in_channels, out_channels),
+            conv_bn_relu(in_channels, out_channels),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
@@ -102,7 +97,7 @@ class SPFBlock(nn.Module):
         super().__init__()
         self.prev = nn.Sequential(nn.Conv2d(in_channels, channels, 1), nn.ReLU(True))
         self.skip = nn.Sequential(nn.Conv2d(skip_channels, channels, 1), nn.ReLU(True))
-        self.fuse = _conv_bn_relu(2 * channels, channels)
+        self.fuse = conv_bn_relu(2 * channels, channels)
         self.side = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,8 +131,9 @@ class GeoAwareNet(nn.Module):
 
     Shape:
         x (B, in_channels, H, W), depth_frames optional (B,) bool -> dict: ``logits`` (B, K, H, W) the prediction;
-        ``distilled`` (B, K, H, W) the head on the distilled features (None without SPF, where it is ``logits``);
-        ``side`` list of (B, K, H, W), SPF blocks 1-3 (the 4th is ``logits``); ``depth`` (B, 1, H, W) metres or None.
+        with SPF, ``distilled`` (B, K, H, W) the head on the distilled features (without SPF it is ``logits``) and
+        ``side`` list of (B, K, H, W), SPF blocks 1-3 (the 4th is ``logits``); ``depth`` (B, 1, H, W) metres with the
+        depth branch.
     """
 
     def __init__(
@@ -195,7 +191,7 @@ class GeoAwareNet(nn.Module):
         return [m for m in (self.depth, self.depth_scales, self.depth_head) if m is not None]
 
     def forward(self, x: torch.Tensor, depth_frames: torch.Tensor | None = None) -> dict:
-        x, (H, W) = pad_to_multiple(x, 32)
+        x, size = pad_to_multiple(x, 32)
         feats = self.encoder(x)  # strides 2, 4, 8, 16, 32
         g_scales, g, depth = [], None, None
         if self.depth is not None:
@@ -223,14 +219,14 @@ class GeoAwareNet(nn.Module):
             for block, skip in zip(self.spf, feats[1:][::-1], strict=True):
                 s, logits = block(s, skip)
                 side.append(logits)
-        size = x.shape[-2:]
+        padded = x.shape[-2:]
 
         def full(t: torch.Tensor) -> torch.Tensor:  # stride 2 -> input resolution, padding cropped
-            return F.interpolate(t, size=size, mode="bilinear", align_corners=False)[..., :H, :W]
+            return to_input_size(t, padded, size)
 
-        return {
-            "logits": full(side[-1] if side else distilled),
-            "distilled": full(distilled) if side else None,
-            "side": [full(t) for t in side[:-1]],
-            "depth": F.softplus(full(depth)) if depth is not None else None,  # (B, 1, H, W) metres, > 0
-        }
+        out = {"logits": full(side[-1] if side else distilled)}
+        if side:
+            out |= {"distilled": full(distilled), "side": [full(t) for t in side[:-1]]}
+        if depth is not None:
+            out["depth"] = F.softplus(full(depth))  # (B, 1, H, W) metres, > 0
+        return out

@@ -15,13 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from indoor_parsing.models.encoders import Encoder, pad_to_multiple
+from indoor_parsing.models.blocks import AuxHead, conv_bn_relu, pad_to_multiple, to_input_size
+from indoor_parsing.models.encoders import Encoder
 
 MODES = ("baseline", "distill", "multitask", "cascade")
-
-
-def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
 
 
 def conv3_conv1(cin: int, cout: int) -> nn.Sequential:
@@ -124,7 +121,7 @@ class DepthNet(nn.Module):
     :class:`PSPNetStudent` (``frozen=True``: no parameter needs a gradient, BN stays in inference mode).
 
     Shape:
-        (B, 3, H, W) with H, W multiples of 8 -> (B, 1, H, W).
+        (B, 3, H, W) -> (B, 1, H, W) metres (a tensor: a depth model, not a segmenter).
     """
 
     def __init__(self, encoder_name: str, encoder_weights: str | None, channels: int = 128, frozen: bool = False):
@@ -139,8 +136,9 @@ class DepthNet(nn.Module):
         return super().train(mode and not self.frozen)  # a frozen net keeps its BN running statistics
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        depth = F.softplus(self.head(self.encoder(image)[-1]))  # (B, 1, H/8, W/8)
-        return F.interpolate(depth, image.shape[-2:], mode="bilinear", align_corners=False)
+        x, size = pad_to_multiple(image, 8)
+        depth = F.softplus(self.head(self.encoder(x)[-1]))  # (B, 1, H8/8, W8/8)
+        return to_input_size(depth, x.shape[-2:], size)
 
 
 class PSPNetStudent(nn.Module):
@@ -160,9 +158,9 @@ class PSPNetStudent(nn.Module):
         cascade_depth_scale: metres divided out of the predicted depth before it enters the Cascade network.
 
     Shape:
-        image (B, 3, H, W) -> dict with ``logits`` (B, K, h, w), h = ceil(H / 8); ``f2d`` (B, decoder_channels, h, w);
-        ``aux`` (B, K, h, w) while training; ``sim3d`` (B, C3, h, w) in distill / multitask; ``depth``
-        (B, 1, h, w) in multitask, (B, 1, H, W) in cascade (the frozen depth network's prediction, no gradient).
+        image (B, 3, H, W) -> dict with ``logits`` (B, K, H, W); ``f2d`` (B, decoder_channels, h, w), h = ceil(H / 8);
+        ``aux`` (B, K, H, W) while training; ``sim3d`` (B, C3, h, w) in distill / multitask; ``depth`` (B, 1, H, W)
+        in multitask and in cascade (the frozen depth network's prediction, no gradient).
     """
 
     stride = 8
@@ -196,7 +194,7 @@ class PSPNetStudent(nn.Module):
         self.classifier = nn.Sequential(nn.Dropout2d(dropout), nn.Conv2d(cls_in, num_classes, 1))
         self.aux_head = None
         if aux:
-            self.aux_head = nn.Sequential(conv_bn_relu(c4, 256), nn.Dropout2d(dropout), nn.Conv2d(256, num_classes, 1))
+            self.aux_head = AuxHead(c4, num_classes, 256, dropout)
 
     def _norm(self, channels: int, track_target: bool) -> nn.Module:
         # Multitask has no 3D statistics to aim at; it and the Table 7 ablation use plain BN.
@@ -214,12 +212,13 @@ class PSPNetStudent(nn.Module):
         self.norm1.set_target(mean, std)
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        x, (H, W) = pad_to_multiple(image, self.stride)
+        x, size = pad_to_multiple(image, self.stride)
+        padded = x.shape[-2:]
         out = {}
         if self.depth_net is not None:
             with torch.no_grad():  # the frozen, pretrained depth network (the paper's cascade)
                 depth = self.depth_net(x)  # (B, 1, H8, W8), H8 = 8 ceil(H / 8)
-            out["depth"] = depth[..., :H, :W]
+            out["depth"] = to_input_size(depth, padded, size)
             x = torch.cat([x, depth / self.cascade_depth_scale], 1)  # (B, 4, H8, W8)
         feats = self.encoder(x)
         f2d = self.bottleneck(self.ppm(feats[-1]))  # (B, D, h, w)
@@ -231,8 +230,8 @@ class PSPNetStudent(nn.Module):
             out["sim3d"] = sim3d
             head_in = torch.cat([f2d, back], 1)  # (B, 2D, h, w)
             if self.depth_head is not None:
-                out["depth"] = F.softplus(self.depth_head(sim3d))  # (B, 1, h, w)
-        out["logits"] = self.classifier(head_in)  # (B, K, h, w)
+                out["depth"] = to_input_size(F.softplus(self.depth_head(sim3d)), padded, size)  # from (B, 1, h, w)
+        out["logits"] = to_input_size(self.classifier(head_in), padded, size)  # from (B, K, h, w)
         if self.aux_head is not None and self.training:
-            out["aux"] = self.aux_head(feats[-2])
+            out["aux"] = to_input_size(self.aux_head(feats[-2]), padded, size)
         return out

@@ -9,25 +9,7 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from indoor_parsing.models.encoders import pad_to_multiple
-
-
-class AuxHead(nn.Module):
-    """PSPNet's deep-supervision branch (Zhao et al., CVPR 2017): conv3x3-BN-ReLU-dropout-conv1x1 on a mid feature.
-
-    smp's ``aux_params`` builds an image-level *classification* head, which cannot carry a per-pixel loss; PSPNet's
-    auxiliary loss is a per-pixel segmentation loss, so the branch is built here.
-    """
-
-    def __init__(self, in_channels: int, num_classes: int, hidden: int = 256, dropout: float = 0.1):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True),
-            nn.Dropout2d(dropout), nn.Conv2d(hidden, num_classes, 1),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+from indoor_parsing.models.blocks import AuxHead, pad_to_multiple, to_input_size
 
 
 class S4Net(nn.Module):
@@ -43,7 +25,8 @@ class S4Net(nn.Module):
         max_depth: predicted depth is ``max_depth * sigmoid(.)`` metres, bounded so warps stay in a sane range.
 
     Shape:
-        (B, 3, H, W) -> {"seg": (B, K, H, W), "aux": (B, K, H, W) or None, "depth": (B, 1, H, W) or None}.
+        (B, 3, H, W) -> {"logits": (B, K, H, W), "aux": (B, K, H, W) with ``aux_head``, "depth": (B, 1, H, W)
+        metres with ``depth_head``}.
     """
 
     stride = 32  # inputs are padded to a multiple of every smp architecture's largest reduction
@@ -64,14 +47,14 @@ class S4Net(nn.Module):
             self.depth_decoder, self.depth_out = twin.decoder, twin.segmentation_head
         self.max_depth = max_depth
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor | None]:
-        x, (H, W) = pad_to_multiple(x, self.stride)
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, size = pad_to_multiple(x, self.stride)
+        padded = x.shape[-2:]
         features = self.encoder(x)  # [input, stage 1, ..., stage n]
-        out = {"seg": self.head(self.decoder(features))[..., :H, :W], "aux": None, "depth": None}
+        out = {"logits": to_input_size(self.head(self.decoder(features)), padded, size)}
         if self.aux is not None:
-            aux = self.aux(features[-2])  # (B, K, H / r, W / r)
-            out["aux"] = nn.functional.interpolate(aux, size=x.shape[-2:], mode="bilinear")[..., :H, :W]
+            out["aux"] = to_input_size(self.aux(features[-2]), padded, size)  # from (B, K, H / r, W / r)
         if self.depth_decoder is not None:
             depth = self.depth_out(self.depth_decoder(features))  # (B, 1, H', W')
-            out["depth"] = self.max_depth * torch.sigmoid(depth[..., :H, :W])
+            out["depth"] = self.max_depth * torch.sigmoid(to_input_size(depth, padded, size))
         return out
