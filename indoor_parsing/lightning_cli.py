@@ -30,6 +30,7 @@ from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.inference.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
 from indoor_parsing.methods.base import SegmentationModule
 from indoor_parsing.training.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
+from indoor_parsing.training.channels_last import ChannelsLast  # noqa: F401  (--trainer.callbacks+=ChannelsLast)
 from indoor_parsing.training.distributed import SyncBatchNormPlugin
 
 OPTIMISATION = ("optimizer", "scheduler")  # model arguments that checkpoints do not hold

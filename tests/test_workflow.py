@@ -15,7 +15,7 @@ from PIL import Image
 
 from indoor_parsing.cli import cli
 from indoor_parsing.data.synthrooms import SynthRoomsDataModule
-from indoor_parsing.data.taxonomy import palette
+from indoor_parsing.data.taxonomy import overlay, palette
 from indoor_parsing.methods.base import SegmentationModule
 from indoor_parsing.training.loggers import AutoWandbLogger, flatten_config, wandb_mode
 from indoor_parsing.training.media import (
@@ -24,7 +24,6 @@ from indoor_parsing.training.media import (
     depth_to_rgb,
     iou_rows,
     normalize_rows,
-    overlay,
     sample_panel,
 )
 from tests.config_tools import TINY_SYNTH, shrink_config

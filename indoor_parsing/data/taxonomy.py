@@ -1,4 +1,4 @@
-"""Class lists, label spaces and the lookup tables between them.
+"""Class lists, label spaces, the lookup tables between them, and class colours.
 
 Labels are stored in a *label space* (the ids a prepared layout writes): ``nyu40`` (0 = unlabeled, 1..40 = NYU-40;
 used by NYU-Dv2, SUN RGB-D (ids 1..37), ScanNet (through scannetv2-labels.combined.tsv) and SynthRooms) or
@@ -126,3 +126,15 @@ def colorize(label: np.ndarray, num_classes: int) -> np.ndarray:
     pal = np.zeros((256, 3), np.uint8)
     pal[:num_classes] = palette(num_classes)
     return pal[label]
+
+
+def overlay(rgb: np.ndarray, label: np.ndarray, num_classes: int, alpha: float = 0.5) -> np.ndarray:
+    """Class colours blended over ``rgb`` (H, W, 3) uint8 where ``label`` (H, W) is a class; ignored pixels keep the
+    image. Returns (H, W, 3) uint8."""
+    if rgb.shape[:2] != label.shape:
+        raise ValueError(f"overlay: image {rgb.shape[:2]} and label {label.shape} differ in size")
+    label = np.asarray(label)
+    colours = colorize(np.where(label < num_classes, label, IGNORE).astype(np.uint8), num_classes)  # (H, W, 3)
+    mixed = (1 - alpha) * rgb.astype(np.float32) + alpha * colours.astype(np.float32)
+    keep = (label >= num_classes)[..., None]  # ignore / out-of-range ids
+    return np.where(keep, rgb, mixed.round()).astype(np.uint8)

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from indoor_parsing.data.taxonomy import colorize, palette
+from indoor_parsing.data.taxonomy import colorize, overlay, palette
 from indoor_parsing.io import save_image, write_text
-from indoor_parsing.training.media import overlay
 
 ROW = 14  # legend row height in pixels
 SWATCH = 10

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from indoor_parsing.data.sample import denormalize_image
-from indoor_parsing.data.taxonomy import IGNORE, colorize
+from indoor_parsing.data.taxonomy import overlay
 from indoor_parsing.metrics.segmentation import metrics_from_confusion
 
 # ---- picture functions ------------------------------------------------------------------------------------
@@ -23,18 +23,6 @@ from indoor_parsing.metrics.segmentation import metrics_from_confusion
 def to_rgb(image: torch.Tensor) -> np.ndarray:
     """One normalised image (3, H, W) of the batch contract -> (H, W, 3) uint8."""
     return denormalize_image(image.detach().float().cpu()).permute(1, 2, 0).numpy()
-
-
-def overlay(rgb: np.ndarray, label: np.ndarray, num_classes: int, alpha: float = 0.5) -> np.ndarray:
-    """Class colours blended over ``rgb`` (H, W, 3) uint8 where ``label`` (H, W) is a class; ignored pixels keep the
-    image. Returns (H, W, 3) uint8."""
-    if rgb.shape[:2] != label.shape:
-        raise ValueError(f"overlay: image {rgb.shape[:2]} and label {label.shape} differ in size")
-    label = np.asarray(label)
-    colours = colorize(np.where(label < num_classes, label, IGNORE).astype(np.uint8), num_classes)  # (H, W, 3)
-    mixed = (1 - alpha) * rgb.astype(np.float32) + alpha * colours.astype(np.float32)
-    keep = (label >= num_classes)[..., None]  # ignore / out-of-range ids
-    return np.where(keep, rgb, mixed.round()).astype(np.uint8)
 
 
 def depth_to_rgb(depth: np.ndarray, vmax: float | None = None, cmap: str = "turbo") -> np.ndarray:
