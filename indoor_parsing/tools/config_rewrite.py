@@ -96,10 +96,10 @@ def dump(config: dict, path: Path) -> Path:
     return path
 
 
-def set_synthrooms_of_style(config: dict, style: str, **settings) -> None:
-    """Override generation settings of the SynthRooms blocks whose configured ``style`` is ``style``."""
+def set_synthrooms_of_style(config: dict, of_style: str, /, **settings) -> None:
+    """Override generation settings of the SynthRooms blocks whose configured ``style`` is ``of_style``."""
     for cls, args in data_blocks(config):
-        if _is_synthrooms(cls) and args.get("style", "source") == style:
+        if _is_synthrooms(cls) and args.get("style", "source") == of_style:
             args.update(settings)
             args.pop("root", None)
 
