@@ -32,7 +32,7 @@ demo: install
 		--predictions.output_dir $(DEMO_DIR)/predictions
 
 claims: install
-	$(CLI) claims --out docs/claims --seeds 0 1 2 $(CLAIMS_ARGS)
+	$(CLI) claims --out docs/claims $(CLAIMS_ARGS)
 
 docs: install
 	$(PY) -m indoor_parsing.tools.synthrooms_preview --out docs/synthrooms.png

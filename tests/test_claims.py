@@ -1,20 +1,22 @@
-"""The claims check: statistics and report files, and one real arm run end to end at a tiny size."""
+"""The claims check: statistics (MDE against a hand value), report files, and tiny arms run end to end."""
 
 import csv
+import json
 import math
-from types import SimpleNamespace
+import subprocess
 
 import pytest
 
 from indoor_parsing.tools.claims import run as claims_run
-from indoor_parsing.tools.claims.plan import Arm, Comparison
-from indoor_parsing.tools.claims.report import paired, summarise, welch, write_report
+from indoor_parsing.tools.claims.plan import COMPARISONS, TARGET_ROOMS, Arm, Claim, Comparison, PaperGain
+from indoor_parsing.tools.claims.report import summarise, write_report
+from indoor_parsing.tools.claims.stats import mde, paired, welch
 from tests.config_tools import shrink_config
 
 
 def _record(arm, seed, miou, eval_set="test", comparison="GeoAware"):
     metrics = {"pixel_acc": 0.5, "mean_acc": 0.4, "mIoU": miou, "fwIoU": 0.3}
-    return {"comparison": comparison, "arm": arm, "seed": seed, "steps": 3, "seconds": 1.0,
+    return {"comparison": comparison, "arm": arm, "seed": seed, "steps": 3, "seconds": 1.0, "fit_seconds": 0.5,
             "results": {eval_set: metrics}, "data": {"settings": {"style": "source"}}, "report": True}  # fmt: skip
 
 
@@ -25,69 +27,107 @@ def test_summary_is_mean_and_sample_std_in_percent():
     assert (mean, n) == (pytest.approx(20.0), 3) and std == pytest.approx(10.0)
 
 
-def test_report_files(tmp_path):
+def test_mde_and_welch_df_match_hand_values():
+    from scipy import stats
+
+    # a: 31, 29, 36 (var 13), b: 30, 27, 28 (var 7/3), n = 3 each
+    a, b = [31.0, 29.0, 36.0], [30.0, 27.0, 28.0]
+    d, se, p, df = welch(a, b)
+    va, vb = 13 / 3, 7 / 9
+    assert se == pytest.approx(math.sqrt(va + vb)) and df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))
+    assert p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue) and d == pytest.approx(11 / 3)
+    # t_{0.975,4} = 2.776445, t_{0.8,4} = 0.940965 (tables): MDE = 3.717410 * s.e.
+    assert mde(1.0, 4.0) == pytest.approx(3.717410, abs=1e-5)
+    pd, pse, pp, pdf = paired({0: 10.0, 1: 20.0, 2: 31.0}, {0: 9.0, 1: 18.9, 2: 30.1, 3: 50.0})
+    assert pdf == 2 and pd == pytest.approx(1.0) and pse == pytest.approx(0.1 / math.sqrt(3))
+    assert pp == pytest.approx(stats.ttest_rel([10, 20, 31], [9, 18.9, 30.1]).pvalue)
+
+
+def test_report_flags_underpowered_claims_and_low_baselines(tmp_path):
     records = [_record("sem-only (plain CE)", s, 0.10 + 0.01 * s) for s in range(3)]
     records += [_record("GeoAware (full)", s, 0.30 + 0.01 * s) for s in range(3)]
-    paths = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0)
+    records += [_record("+ DepEm", s, v) for s, v in enumerate((0.30, 0.10, 0.50))]
+    paths = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0, commit="abc", data_options="--data-seed 3")
     md = paths[0].read_text()
     assert ("| GeoAware (full) | test | 50.00 ± 0.00 | 40.00 ± 0.00 | 31.00 ± 1.00 | 30.00 ± 0.00 | "
             "+20.00 ± 0.82 vs sem-only (plain CE) |") in md  # fmt: skip
-    assert "paper: GeoAware (full) > sem-only (plain CE). Here on test: +20.00 ± 0.82 mIoU points; holds" in md
-    assert "paper: sem + L_s" not in md  # no runs of that arm, no finding
-    assert '`{"style": "source"}`' in md
+    mde_full = mde(math.sqrt(2 / 3), 4.0)
+    assert "| GeoAware (full) > sem-only (plain CE) | test | [0, 1, 2] | 11.00 | +20.00 ± 0.82 | Welch" in md
+    assert f"| {mde_full:.2f} |" in md and "**baseline below 25 % mIoU**" in md
+    assert "**MDE exceeds the paper's gain: underpowered**" in md.split("GeoAware (full) > + DepEm")[1].split("\n")[0]
+    assert "total CPU time (sum of fit seconds) 0.1 min" in md and "--data-seed 3" in md and "`abc`" in md
     rows = list(csv.DictReader(paths[1].open()))
-    assert len(rows) == 6 and math.isclose(float(rows[3]["mIoU"]), 0.30)
+    assert len(rows) == 9 and math.isclose(float(rows[3]["mIoU"]), 0.30)
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_welch_matches_scipy_and_noise_is_not_a_gain(tmp_path):
-    from scipy import stats
-
-    a, b = [0.31, 0.29, 0.36], [0.30, 0.27, 0.28]
-    rows = [{"comparison": "c", "arm": arm, "eval_set": "test", "seed": s, "steps": 1, "seconds": 0, "report": True,
-             "pixel_acc": v, "mean_acc": v, "mIoU": v, "fwIoU": v}
-            for arm, vals in (("a", a), ("b", b)) for s, v in enumerate(vals)]  # fmt: skip
-    summary = summarise(rows)
-    d, se, p = welch(summary[("c", "a", "test")], summary[("c", "b", "test")])
-    ref = stats.ttest_ind([100 * v for v in a], [100 * v for v in b], equal_var=False)
-    assert d == pytest.approx(100 * (sum(a) - sum(b)) / 3) and p == pytest.approx(ref.pvalue)
-    records = [_record("PSPNet (target-style 2D)", s, v, comparison="Distill3D") for s, v in enumerate(b)]
-    records += [_record("3D-to-2D unpaired", s, v, comparison="Distill3D") for s, v in enumerate(a)]
-    records += [_record("PSPNet", s, v, comparison="Distill3D") for s, v in enumerate(a)]
-    teacher = {"config": "t.yaml", "steps": 5, "fit_seconds": 600.0, "extract_seconds": 60.0, "commit": "abc",
-               "results": {"test": {"pixel_acc": 0.9, "mean_acc": 0.8, "mIoU": 0.7, "fwIoU": 0.6}}}  # fmt: skip
-    md = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0, teacher=teacher)[0].read_text()
-    assert "vs PSPNet (target-style 2D) |" in md  # the unpaired arm's own baseline, trained on its 2D data
-    assert "| PSPNet (target-style 2D) | test | 50.00 ± 0.00 | 40.00 ± 0.00 | 28.33 ± 1.53 | 30.00 ± 0.00 |  |" in md
-    assert "3D teacher (t.yaml, 5 steps, 10.0 min, trained at `abc`)" in md and "mIoU 70.00" in md
-    assert "11 min of training and testing in all" in md  # 9 runs x 1 s + the teacher's 11 min
-    assert f"not distinguishable from seed noise (Welch p = {p:.2f})" in md
+def test_plan_covers_the_papers_tables_and_table8_is_an_extra_evaluation():
+    names = {c.name for c in COMPARISONS}
+    assert {"GeoAware", "GeoAware partial depth", "Distill3D paired", "Distill3D unpaired", "S4-Net"} <= names
+    paired_comp = next(c for c in COMPARISONS if c.name == "Distill3D paired")
+    with_target = {a.name for a in paired_comp.arms if TARGET_ROOMS in a.extra_evals}
+    assert with_target == {"PSPNet", "3D-to-2D paired (DN)"}
+    assert any(c.eval_sets == (TARGET_ROOMS,) and c.paper.table == "Table 8" for c in paired_comp.claims)
+    for comp in COMPARISONS:
+        arms = {a.name for a in comp.arms}
+        assert all(c.better in arms and c.worse in arms and c.paper is not None for c in comp.claims)
 
 
-def test_paired_test_uses_per_seed_differences(tmp_path):
-    from scipy import stats
-
-    a, b = {0: 0.10, 1: 0.20, 2: 0.31}, {0: 0.090, 1: 0.189, 2: 0.301, 3: 0.5}  # seed 3 has no partner
-    d, se, p = paired(a, b)
-    assert d == pytest.approx(1.0) and se > 0  # points: (1.0 + 1.1 + 0.9) / 3
-    assert p == pytest.approx(stats.ttest_rel([10, 20, 31], [9, 18.9, 30.1]).pvalue) and p < 0.05
-    records = [_record("source only", s, b[s], "scan1", "S4-Net") for s in range(3)]
-    records += [_record("S4-Net (sensor depth)", s, a[s], "scan1", "S4-Net") for s in range(3)]
-    md = write_report(records, tmp_path, seeds=[0, 1, 2], budget=1.0)[0].read_text()
-    assert f"holds (paired t-test over seeds p = {p:.3f}); Welch p = 0.9" in md  # the seed spread hides it from Welch
-
-
-def test_one_arm_runs_through_the_cli(tmp_path, monkeypatch):
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("INDOOR_PARSING_CACHE", str(tmp_path / "cache"))
     configs = tmp_path / "configs"
     configs.mkdir()
-    shrink_config(claims_run.CONFIGS / "baseline_resnet18_synthrooms.yaml", configs)
-    monkeypatch.setattr(claims_run, "CONFIGS", configs)
-    comp = Comparison("Baseline", "-", "Unet", (Arm("Unet", "baseline_resnet18_synthrooms.yaml", 2),), claims=())
-    args = SimpleNamespace(out=tmp_path / "out", budget=1.0, accelerator="cpu")
-    extra = {"data.init_args.feature_cache": str(tmp_path / "cache")}  # only for configs that have the key
-    record = claims_run.run_arm(comp, comp.arms[0], 0, args, extra)
-    assert record["steps"] == 2 and set(record["results"]["test"]) == {"pixel_acc", "mean_acc", "mIoU", "fwIoU"}
-    assert 0.0 <= record["results"]["test"]["mIoU"] <= 1.0 and record["commit"] and record["overrides"] == {}
-    again = claims_run.run_arm(comp, comp.arms[0], 0, args, {})  # finished runs are not repeated
-    assert again == record
+    shrink_config(claims_run.parse_args(["--out", str(tmp_path)]).configs / "baseline_resnet18_synthrooms.yaml",
+                  configs)  # fmt: skip
+    cfg = "baseline_resnet18_synthrooms.yaml"
+    arms = (Arm("Unet", cfg, 2, extra_evals={TARGET_ROOMS: {"style": "target"}}),
+            Arm("Unet longer", cfg, 3, init_from="Unet", init_key="ckpt_path"))  # fmt: skip
+    comp = Comparison("Tiny", "-", "Unet", arms, claims=(Claim("Unet longer", "Unet", PaperGain("T", 10.0, 11.0)),))
+    return tmp_path, configs, comp
+
+
+def _args(tmp_path, configs, *extra):
+    return claims_run.parse_args(["--out", str(tmp_path / "out"), "--configs", str(configs), "--seeds", "0",
+                                  "--accelerator", "cpu", *extra])  # fmt: skip
+
+
+def test_tiny_plan_end_to_end_with_extra_evaluation_and_resume(tiny):
+    tmp_path, configs, comp = tiny
+    args = _args(tmp_path, configs)
+    md = claims_run.run_plan([comp], args)[0].read_text()
+    record = json.loads((tmp_path / "out" / "records" / "Tiny__Unet__seed0.json").read_text())
+    assert set(record["results"]) == {"test", TARGET_ROOMS} and record["steps"] == 2 and record["fingerprint"]
+    assert f"| Unet | {TARGET_ROOMS} |" in md
+    again = claims_run.Runner(args).arm(comp, comp.arms[0], 0)
+    assert again == record  # same settings: not trained again
+    changed = claims_run.Runner(_args(tmp_path, configs, "--data-seed", "1")).arm(comp, comp.arms[0], 0)
+    assert changed["fingerprint"] != record["fingerprint"] and changed["data_options"] == "--data-seed 1"
+
+
+def test_commit_commits_only_the_record(tiny):
+    tmp_path, configs, comp = tiny
+    git = ["git", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "config", "user.email", "t@t"], check=True)
+    subprocess.run([*git, "config", "user.name", "t"], check=True)
+    (tmp_path / "other.txt").write_text("staged, not to be committed")
+    subprocess.run([*git, "add", "other.txt"], check=True)
+    args = _args(tmp_path, configs, "--commit")
+    claims_run.Runner(args).arm(comp, Arm("Unet", "baseline_resnet18_synthrooms.yaml", 1), 0)
+    log = subprocess.run([*git, "log", "--format=%s", "--name-only"], capture_output=True, text=True).stdout
+    assert log.split() == ["claims:", "Tiny", "/", "Unet", "seed", "0", "out/records/Tiny__Unet__seed0.json"]
+    status = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout
+    assert "A  other.txt" in status
+
+
+def test_missing_configs_folder_is_named(tmp_path):
+    with pytest.raises(SystemExit, match="no-such"):
+        claims_run.parse_args(["--configs", str(tmp_path / "no-such")])
+
+
+def test_scoped_synthrooms_options_reach_only_their_style(tmp_path):
+    args = claims_run.parse_args(["--out", str(tmp_path), "--data-seed", "7", "--synthrooms", "target:style=x.yaml"])
+    config = claims_run._config("s4net_resnet18_synthrooms.yaml", {}, 0, 1, tmp_path, args, {})
+    source, target = (config["data"]["init_args"][k]["init_args"] for k in ("source", "target"))
+    assert (source["style"], target["style"], source["seed"], target["seed"]) == ("source", "x.yaml", 7, 7)

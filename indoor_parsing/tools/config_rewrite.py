@@ -94,3 +94,19 @@ def dump(config: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+def set_synthrooms_of_style(config: dict, of_style: str, /, **settings) -> None:
+    """Override generation settings of the SynthRooms blocks whose configured ``style`` is ``of_style``."""
+    for cls, args in data_blocks(config):
+        if _is_synthrooms(cls) and args.get("style", "source") == of_style:
+            args.update(settings)
+            args.pop("root", None)
+
+
+def instantiate(block: dict):
+    """A ``{class_path, init_args}`` block (nested blocks too) as the object it names."""
+    if isinstance(block, dict) and "class_path" in block:
+        kwargs = {k: instantiate(v) for k, v in (block.get("init_args") or {}).items()}
+        return _class(block["class_path"])(**kwargs)
+    return block

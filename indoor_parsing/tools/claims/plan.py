@@ -1,11 +1,53 @@
 """What the claims check compares: each paper's method next to its own baseline, at equal budgets.
 
 An arm is an experiment config plus overrides; every arm of a comparison trains on the same generated SynthRooms,
-for the same number of steps, at the same input size, with the same encoder (the configs share their data blocks;
-`run.py` fixes steps and seeds). The SynthRooms generation settings are those of the configs, fixed before any run.
+for the same number of steps (the comparison's one step constant below), at the same input size, with the same
+encoder. The SynthRooms generation settings are those of the configs (or of ``--data-seed`` / ``--synthrooms``),
+fixed before any run.
+
+Paper gains (``PaperGain``) are the papers' own mIoU numbers for a claim's two rows, with the table they come from;
+``verified=False`` marks figures entered from memory that must be checked against the paper before they are cited.
 """
 
 from dataclasses import dataclass, field
+
+# Step budgets, one per comparison (today's values; the lead sets them from the learning curves).
+GEOAWARE_TABLE4_STEPS = 240
+GEOAWARE_TABLE5_STEPS = 240
+DISTILL3D_PAIRED_STEPS = 200
+DISTILL3D_UNPAIRED_STEPS = 200
+S4NET_STEPS = 200  # the source stage; the adaptation arms continue for 3/10 of it (60 today)
+TEACHER_STEPS = 300
+TEACHER_CONFIG = "teacher3d_synthrooms.yaml"
+TARGET_ROOMS = "target-style rooms"  # Table 8's extra evaluation set
+
+
+@dataclass(frozen=True)
+class PaperGain:
+    """The paper's mIoU (percent) of a claim's worse and better rows."""
+
+    table: str
+    baseline: float
+    method: float
+    verified: bool = False
+
+    @property
+    def points(self) -> float:
+        return self.method - self.baseline
+
+    @property
+    def relative(self) -> float:
+        return self.points / self.baseline
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A paper's direction: ``better`` beats ``worse`` on ``eval_sets`` (None: every set both arms have)."""
+
+    better: str
+    worse: str
+    paper: PaperGain | None = None
+    eval_sets: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -14,13 +56,15 @@ class Arm:
 
     Args:
         name: row label in the report.
-        config: experiment config, relative to configs/experiments.
-        overrides: dotted config keys -> values (applied to the YAML tree).
+        config: experiment config, relative to ``--configs``.
         steps: training steps at budget 1.
-        init_from: name of an earlier arm (same comparison, same seed) whose final weights initialise this one.
-        report: False for a stage that only initialises later arms.
-        baseline: the arm its "Δ vs baseline" column is taken against, when not the comparison's baseline (an arm
-            trained on other 2D data needs a baseline trained on that data).
+        overrides: dotted config keys -> values (applied to the YAML tree).
+        init_from: name of an earlier arm (same comparison, same seed) whose final weights this one loads.
+        init_key: the config key that receives that checkpoint.
+        report: False for a stage that only initialises later arms (not tested).
+        baseline: the arm its "Δ vs baseline" column is taken against, when not the comparison's baseline.
+        extra_evals: extra evaluation sets after the config's own test set: name -> SynthRooms settings
+            (no extra training: the same final weights tested on other rooms).
     """
 
     name: str
@@ -28,24 +72,25 @@ class Arm:
     steps: int
     overrides: dict = field(default_factory=dict)
     init_from: str | None = None
+    init_key: str = "model.init_args.init_checkpoint"
     report: bool = True
     baseline: str | None = None
+    extra_evals: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Comparison:
     """A method and its baseline (the paper's table whose direction is checked).
 
-    ``claims`` are the paper's directions as (better arm, worse arm) pairs; the report tests each on every evaluation
-    set the two arms share. ``paired_seeds``: the arms of one seed start from the same weights (a later stage of one
-    earlier arm), so the report tests differences per seed (paired t-test).
+    ``paired_seeds``: the arms of one seed start from the same weights (a later stage of one earlier arm), so the
+    report tests differences per seed (paired t-test).
     """
 
     name: str
     paper_table: str
     baseline: str
     arms: tuple[Arm, ...]
-    claims: tuple[tuple[str, str], ...]
+    claims: tuple[Claim, ...]
     note: str = ""
     needs_teacher: bool = False
     paired_seeds: bool = False
@@ -60,52 +105,92 @@ class Comparison:
         return arm.baseline if arm is not None and arm.baseline is not None else self.baseline
 
 
+T4 = "geoaware_table4/synthrooms/"
+SEM, LS, DEPEM, FULL = "sem-only (plain CE)", "sem + L_s", "+ DepEm", "GeoAware (full)"
 GEOAWARE = Comparison(
-    "GeoAware", "Jiao et al. 2019, Table 4", baseline="sem-only (plain CE)",
+    "GeoAware", "Jiao et al. 2019, Table 4", baseline=SEM,
     arms=(
-        Arm("sem-only (plain CE)", "geoaware_table4/synthrooms/sem_only.yaml", 240),
-        Arm("sem + L_s", "geoaware_table4/synthrooms/ls.yaml", 240),
-        Arm("GeoAware (full)", "geoaware_resnet18_synthrooms.yaml", 240),
+        Arm(SEM, T4 + "sem_only.yaml", GEOAWARE_TABLE4_STEPS),
+        Arm(LS, T4 + "ls.yaml", GEOAWARE_TABLE4_STEPS),
+        Arm(DEPEM, T4 + "depem.yaml", GEOAWARE_TABLE4_STEPS),
+        Arm(FULL, T4 + "spf.yaml", GEOAWARE_TABLE4_STEPS),
     ),
-    claims=(("sem + L_s", "sem-only (plain CE)"), ("GeoAware (full)", "sem-only (plain CE)"),
-            ("GeoAware (full)", "sem + L_s")),
+    claims=(Claim(LS, SEM, PaperGain("Table 4", 44.0, 44.9)), Claim(DEPEM, LS, PaperGain("Table 4", 44.9, 46.3)),
+            Claim(FULL, DEPEM, PaperGain("Table 4", 46.3, 49.6)), Claim(FULL, SEM, PaperGain("Table 4", 44.0, 49.6))),
     note="Same Unet-style ResNet-18 network; sem-only trains with cross-entropy, sem + L_s with the focal-style "
-         "semantic loss, the full model adds the depth decoder (berHu), FeatProp, scale propagation, GAP and SPF. "
-         "Source-style SynthRooms, tested on its test split.",
+         "semantic loss, + DepEm adds the depth decoder (berHu), the full model FeatProp, scale propagation, GAP and "
+         "SPF. Source-style SynthRooms, tested on its test split.",
 )  # fmt: skip
 
-DISTILL3D = Comparison(
-    "Distill3D", "Liu et al. 2021, Tables 2, 6, 7", baseline="PSPNet",
+T5 = "geoaware_table5/synthrooms/"
+GEOAWARE_DEPTH = Comparison(
+    "GeoAware partial depth", "Jiao et al. 2019, Table 5", baseline="0 % depth",
     arms=(
-        Arm("PSPNet", "pspnet_resnet18_synthrooms.yaml", 200),
-        Arm("3D-to-2D paired (DN)", "distill3d_resnet18_synthrooms.yaml", 200),
-        Arm("3D-to-2D paired (BN)", "distill3d_bn_resnet18_synthrooms.yaml", 200),
-        # Table 6: unpaired 2D images (target-style rooms, never seen by the 3D teacher) against PSPNet trained and
-        # tested on those same images.
-        Arm("PSPNet (target-style 2D)", "pspnet_resnet18_synthrooms.yaml", 200, {"data.init_args.style": "target"}),
-        Arm("3D-to-2D unpaired", "distill3d_unpaired_resnet18_synthrooms.yaml", 200,
-            baseline="PSPNet (target-style 2D)"),
+        Arm("0 % depth", T5 + "depth0.yaml", GEOAWARE_TABLE5_STEPS),
+        Arm("20 % depth", T5 + "depth20.yaml", GEOAWARE_TABLE5_STEPS),
+        Arm("100 % depth", T5 + "depth100.yaml", GEOAWARE_TABLE5_STEPS),
     ),
-    claims=(("3D-to-2D paired (DN)", "PSPNet"), ("3D-to-2D paired (BN)", "PSPNet"),
-            ("3D-to-2D paired (DN)", "3D-to-2D paired (BN)"), ("3D-to-2D unpaired", "PSPNet (target-style 2D)")),
-    note="PSPNet-ResNet-18 throughout. The 3D teacher (sparse-voxel Unet, fitted once on the source-style point clouds "
-         "and frozen) supplies the features the paired arms regress through DN or BN; the unpaired arm sees "
-         "target-style rooms only and matches per-class feature distributions adversarially, so its baseline is "
-         "PSPNet trained and tested on those target-style rooms.",
+    claims=(Claim("20 % depth", "0 % depth", PaperGain("Table 5", 44.9, 47.0)),
+            Claim("100 % depth", "20 % depth", PaperGain("Table 5", 47.0, 49.6))),
+    note="The full model with depth supervision on 20 % or 100 % of the training frames (a seeded, nested subset); "
+         "0 % has no depth branch (sem + L_s).",
+)  # fmt: skip
+
+PSP, DN, BN = "PSPNet", "3D-to-2D paired (DN)", "3D-to-2D paired (BN)"
+TARGET = {TARGET_ROOMS: {"style": "target"}}
+DISTILL3D = Comparison(
+    "Distill3D paired", "Liu et al. 2021, Tables 2, 7, 8", baseline=PSP,
+    arms=(
+        Arm(PSP, "pspnet_resnet18_synthrooms.yaml", DISTILL3D_PAIRED_STEPS, extra_evals=TARGET),
+        Arm(DN, "distill3d_resnet18_synthrooms.yaml", DISTILL3D_PAIRED_STEPS, extra_evals=TARGET),
+        Arm(BN, "distill3d_bn_resnet18_synthrooms.yaml", DISTILL3D_PAIRED_STEPS),
+        Arm("Multitask", "distill3d_multitask_resnet18_synthrooms.yaml", DISTILL3D_PAIRED_STEPS),
+        Arm("Cascade depth stage", "distill3d_cascade_depth_resnet18_synthrooms.yaml", DISTILL3D_PAIRED_STEPS,
+            report=False),
+        Arm("Cascade", "distill3d_cascade_resnet18_synthrooms.yaml", DISTILL3D_PAIRED_STEPS,
+            init_from="Cascade depth stage", init_key="model.init_args.depth_ckpt"),
+    ),
+    claims=(Claim(DN, PSP, PaperGain("Table 2", 55.4, 58.2), ("test",)),
+            Claim(DN, "Multitask", PaperGain("Table 2", 56.0, 58.2), ("test",)),
+            Claim(DN, "Cascade", PaperGain("Table 2", 55.8, 58.2), ("test",)),
+            Claim(DN, BN, PaperGain("Table 7", 57.0, 58.2), ("test",)),
+            Claim(DN, PSP, PaperGain("Table 8", 34.1, 36.6), (TARGET_ROOMS,))),
+    note="PSPNet-ResNet-18 throughout, trained on source-style rooms. The 3D teacher (sparse-voxel Unet, fitted once "
+         "on the source-style point clouds and frozen) supplies the features the paired arms regress through DN or "
+         "BN; Multitask predicts depth instead, Cascade feeds a frozen depth network's prediction. Table 8 (no extra "
+         "training): PSPNet and the DN model are also tested on target-style rooms.",
     needs_teacher=True,
 )  # fmt: skip
 
+PSP_T = "PSPNet (target-style 2D)"
+UNPAIRED = Comparison(
+    "Distill3D unpaired", "Liu et al. 2021, Tables 6, 7", baseline=PSP_T,
+    arms=(
+        Arm(PSP_T, "pspnet_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS, {"data.init_args.style": "target"}),
+        Arm("3D-to-2D unpaired (SAAL)", "distill3d_unpaired_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS),
+        Arm("unpaired, shared D", "distill3d_unpaired_shared_d_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS),
+    ),
+    claims=(Claim("3D-to-2D unpaired (SAAL)", PSP_T, PaperGain("Table 6", 43.6, 45.4)),
+            Claim("3D-to-2D unpaired (SAAL)", "unpaired, shared D", PaperGain("Table 7", 44.5, 45.4))),
+    note="2D images of target-style rooms, never seen by the 3D teacher; per-class (SAAL) or one shared "
+         "discriminator matches feature distributions adversarially. The baseline is PSPNet trained and tested on "
+         "those target-style rooms.",
+    needs_teacher=True,
+)  # fmt: skip
+
+ADAPT = round(S4NET_STEPS * 3 / 10)
 S4NET = Comparison(
     "S4-Net", "Stekovic et al., Table 1", baseline="source only",
     arms=(
-        Arm("source stage", "s4net_resnet18_synthrooms_source.yaml", 200, report=False),
+        Arm("source stage", "s4net_resnet18_synthrooms_source.yaml", S4NET_STEPS, report=False),
         # Equal budget: the source-only model continues supervised training for as many steps as S4-Net adapts.
-        Arm("source only", "s4net_resnet18_synthrooms.yaml", 60, {"model.init_args.consistency_weight": 0.0},
+        Arm("source only", "s4net_resnet18_synthrooms.yaml", ADAPT, {"model.init_args.consistency_weight": 0.0},
             init_from="source stage"),
-        Arm("S4-Net (sensor depth)", "s4net_resnet18_synthrooms.yaml", 60, init_from="source stage"),
-        Arm("S4-Net (predicted depth)", "s4net_depthpred_resnet18_synthrooms.yaml", 60, init_from="source stage"),
+        Arm("S4-Net (sensor depth)", "s4net_resnet18_synthrooms.yaml", ADAPT, init_from="source stage"),
+        Arm("S4-Net (predicted depth)", "s4net_depthpred_resnet18_synthrooms.yaml", ADAPT, init_from="source stage"),
     ),
-    claims=(("S4-Net (sensor depth)", "source only"), ("S4-Net (predicted depth)", "source only")),
+    claims=(Claim("S4-Net (sensor depth)", "source only", PaperGain("Table 1", 31.0, 36.0)),
+            Claim("S4-Net (predicted depth)", "source only", PaperGain("Table 1", 31.0, 35.0))),
     paired_seeds=True,
     note="A Unet-ResNet-18 first trained on labelled source-style rooms (the source stage), then for the same number "
          "of steps either on the source labels alone (source only) or with the geometric consistency loss on the "
@@ -113,6 +198,4 @@ S4NET = Comparison(
          "tested on scan1 (the adapted sequence) and scan2 (same room, unseen sequence).",
 )  # fmt: skip
 
-COMPARISONS = (GEOAWARE, DISTILL3D, S4NET)
-TEACHER_CONFIG = "teacher3d_synthrooms.yaml"
-TEACHER_STEPS = 300
+COMPARISONS = (GEOAWARE, GEOAWARE_DEPTH, DISTILL3D, UNPAIRED, S4NET)

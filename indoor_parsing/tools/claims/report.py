@@ -11,16 +11,15 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from indoor_parsing.io import atomic_path, write_text
+from indoor_parsing.tools.claims.stats import mde, paired, welch
 
 METRICS = ("pixel_acc", "mean_acc", "mIoU", "fwIoU")
 
 
-def git_commit() -> str:
-    """The package's commit, ``-dirty`` when its tree has uncommitted changes."""
-    repo = Path(__file__).resolve().parents[3]
+def git_commit(repo: Path) -> str:
+    """The checkout's commit (``repo``: any folder inside it), ``-dirty`` when its tree has uncommitted changes."""
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=repo,
                              capture_output=True, text=True, check=True)  # fmt: skip
@@ -55,32 +54,6 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def welch(a: dict, b: dict) -> tuple[float, float, float]:
-    """mIoU difference a - b in points, its standard error and Welch's two-sided p (nan with fewer than 2 seeds)."""
-    (ma, sa, na), (mb, sb, nb) = a["mIoU"], b["mIoU"]
-    d = ma - mb
-    if na < 2 or nb < 2:
-        return d, float("nan"), float("nan")
-    se = float(np.sqrt(sa**2 / na + sb**2 / nb))
-    if se == 0.0:  # identical runs per arm: scipy would return nan
-        return d, 0.0, 0.0 if d != 0 else 1.0
-    return d, se, float(stats.ttest_ind_from_stats(ma, sa, na, mb, sb, nb, equal_var=False).pvalue)
-
-
-def paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, float]:
-    """Mean per-seed mIoU difference a - b in points (seeds both have), its standard error and the paired t-test's
-    two-sided p: for arms that share each seed's starting weights (nan with fewer than 2 common seeds)."""
-    seeds = sorted(set(a) & set(b))
-    diff = 100 * np.asarray([a[s] - b[s] for s in seeds])
-    if len(diff) < 2:
-        return (float(diff.mean()) if len(diff) else float("nan")), float("nan"), float("nan")
-    se = float(diff.std(ddof=1) / np.sqrt(len(diff)))
-    if se == 0.0:
-        return float(diff.mean()), 0.0, 0.0 if diff.mean() != 0 else 1.0
-    return float(diff.mean()), se, float(stats.ttest_rel(100 * np.asarray([a[s] for s in seeds]),
-                                                         100 * np.asarray([b[s] for s in seeds])).pvalue)  # fmt: skip
-
-
 def _verdict(d: float, p: float, test: str, alpha: float = 0.05) -> str:
     if not np.isfinite(p):
         return "inconclusive: one seed"
@@ -103,6 +76,15 @@ def _keys(summary: dict, comp) -> list[tuple[str, str, str]]:
     return sorted((k for k in summary if k[0] == comp.name), key=lambda k: (order.get(k[1], len(order)), k[1], k[2]))
 
 
+def _delta(per_seed: dict, a: tuple, b: tuple, paired_seeds: bool) -> tuple[float, float, float, float, str]:
+    """Effect a - b in points, its s.e., p, df and the test's name."""
+    if paired_seeds:
+        pa = {s: 100 * v for s, v in per_seed[a].items()}
+        pb = {s: 100 * v for s, v in per_seed[b].items()}
+        return (*paired(pa, pb), "paired t")
+    return (*welch([100 * v for v in per_seed[a].values()], [100 * v for v in per_seed[b].values()]), "Welch")
+
+
 def _table(summary: dict, per_seed: dict, comp) -> tuple[str, list[str]]:
     keys = _keys(summary, comp)
     lines = [
@@ -112,25 +94,45 @@ def _table(summary: dict, per_seed: dict, comp) -> tuple[str, list[str]]:
     for _, arm, eval_set in keys:
         s = summary[(comp.name, arm, eval_set)]
         baseline = comp.baseline_of(arm)
-        base = summary.get((comp.name, baseline, eval_set))
         delta = ""
-        if base is not None and arm not in comp.baselines:
-            d, se, _ = welch(s, base)
+        if (comp.name, baseline, eval_set) in summary and arm not in comp.baselines:
+            d, se, *_ = _delta(per_seed, (comp.name, arm, eval_set), (comp.name, baseline, eval_set), False)
             delta = f"{d:+.2f} ± {se:.2f} vs {baseline}"
         cells = " | ".join(f"{s[m][0]:.2f} ± {s[m][1]:.2f}" for m in METRICS)
         lines.append(f"| {arm} | {eval_set} | {cells} | {delta} |")
+    claims = [
+        "| paper claim | eval set | seeds | baseline mIoU | effect ± s.e. | test, p | MDE (80 %, 5 %) | paper gain "
+        "(relative) | paper gain at our baseline | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     findings = []
-    for better, worse in comp.claims:
-        for eval_set in sorted({k[2] for k in keys if k[1] == better} & {k[2] for k in keys if k[1] == worse}):
-            a, b = (comp.name, better, eval_set), (comp.name, worse, eval_set)
-            d, se, p = welch(summary[a], summary[b])
-            if comp.paired_seeds:
-                d, se, p_paired = paired(per_seed[a], per_seed[b])
-                verdict = f"{_verdict(d, p_paired, 'paired t-test over seeds')}; Welch p = {p:.2f}"
-            else:
-                verdict = _verdict(d, p, "Welch")
-            findings.append(f"- paper: {better} > {worse}. Here on {eval_set}: {d:+.2f} ± {se:.2f} mIoU points; "
-                            f"{verdict}.")  # fmt: skip
+    for claim in comp.claims:
+        shared = {k[2] for k in keys if k[1] == claim.better} & {k[2] for k in keys if k[1] == claim.worse}
+        for eval_set in sorted(shared if claim.eval_sets is None else shared & set(claim.eval_sets)):
+            a, b = (comp.name, claim.better, eval_set), (comp.name, claim.worse, eval_set)
+            d, se, p, df, test = _delta(per_seed, a, b, comp.paired_seeds)
+            m = mde(se, df)
+            seeds = sorted(set(per_seed[a]) & set(per_seed[b])) if comp.paired_seeds else sorted(
+                set(per_seed[a]) | set(per_seed[b]))  # fmt: skip
+            base = summary[b]["mIoU"][0]
+            gain, expected, flags = "not entered", float("nan"), []
+            if claim.paper is not None:
+                g = claim.paper
+                gain = (f"{g.points:+.1f} ({100 * g.relative:+.1f} %; {g.table}"
+                        f"{'' if g.verified else ', unverified'})")  # fmt: skip
+                expected = g.relative * base
+                if np.isfinite(m) and m > expected:
+                    flags.append("**MDE exceeds the paper's gain: underpowered**")
+            if base < 25.0:
+                flags.append("**baseline below 25 % mIoU**")
+            verdict = _verdict(d, p, test)
+            claims.append(f"| {claim.better} > {claim.worse} | {eval_set} | {seeds} | {base:.2f} | {d:+.2f} ± "
+                          f"{se:.2f} | {test}, p = {p:.3f} | {m:.2f} | {gain} | {expected:+.2f} | "
+                          f"{'; '.join([verdict, *flags])} |")  # fmt: skip
+            findings.append(f"- paper: {claim.better} > {claim.worse}. Here on {eval_set}: {d:+.2f} ± {se:.2f} mIoU "
+                            f"points; {verdict}; MDE {m:.2f} points.")  # fmt: skip
+    if len(claims) > 2:
+        findings = ["", *claims, "", *findings]
     return "\n".join(lines), findings
 
 
@@ -175,27 +177,41 @@ def _teacher_line(teacher: dict) -> str:
             f"{scores}.")  # fmt: skip
 
 
+def _teacher_vs_student(teacher: dict, summary: dict, comp) -> str:
+    test = teacher.get("results", {}).get("test")
+    students = [f"{k[1]} {summary[k]['mIoU'][0]:.2f}" for k in _keys(summary, comp) if k[2] == "test"]
+    t = f"{100 * test['mIoU']:.2f}" if test else "not tested"
+    return (
+        f"Teacher point mIoU {t} (source test rooms) next to the students' pixel mIoU on test: {', '.join(students)}."
+    )
+
+
 def write_report(
-    records: list[dict], out: Path, seeds: list[int], budget: float, teacher: dict | None = None
-) -> list[Path]:
-    from indoor_parsing.tools.claims.plan import COMPARISONS
+    records: list[dict], out: Path, seeds: list[int], budget: float, teacher: dict | None = None,
+    commit: str = "unknown", data_options: str = "none", comparisons: tuple | None = None,
+) -> list[Path]:  # fmt: skip
+    """``data_options``: the ``--data-seed`` / ``--synthrooms`` options the runs were made with."""
+    if comparisons is None:
+        from indoor_parsing.tools.claims.plan import COMPARISONS as comparisons
 
     out = Path(out)
     rows = _rows(records)
     summary, per_seed = summarise(rows), _per_seed(rows)
-    comps = [c for c in COMPARISONS if any(k[0] == c.name for k in summary)]
+    comps = [c for c in comparisons if any(k[0] == c.name for k in summary)]
     versions = ", ".join(f"{p} {version(p)}" for p in ("indoor-parsing", "torch", "lightning",
                                                          "segmentation-models-pytorch"))  # fmt: skip
     commits = sorted({r.get("commit", "unrecorded") for r in records})
     total = sum(r["seconds"] for r in records)
     total += sum((teacher or {}).get(k, 0.0) for k in ("fit_seconds", "extract_seconds"))
+    fit = sum(r.get("fit_seconds", r["seconds"]) for r in records) + (teacher or {}).get("fit_seconds", 0.0)
     md = [
         "# Claims check on SynthRooms",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `indoor-parsing claims` at commit "
-        f"`{git_commit()}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
+        f"`{commit}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
         f"{platform.python_version()}). Seeds {seeds}, budget x{budget}, {total / 60:.0f} min of training and testing "
-        "in all (the teacher included). Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its "
+        f"in all (the teacher included); total CPU time (sum of fit seconds) {fit / 60:.1f} min. SynthRooms options: "
+        f"{data_options}. Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its "
         "standard error. A two-sided t-test at 5% decides whether a paper's direction holds, is reversed, or is "
         "not distinguishable from seed-to-seed noise: Welch's test over seeds, or, where arms start from the same "
         "weights for each seed (S4-Net's adaptation arms), the paired test over seeds, with Welch's p given too.",
@@ -208,7 +224,8 @@ def write_report(
     ]
     for comp in comps:
         table, findings = _table(summary, per_seed, comp)
-        teacher_lines = [_teacher_line(teacher), ""] if comp.needs_teacher and teacher else []
+        teacher_lines = ([_teacher_line(teacher), "", _teacher_vs_student(teacher, summary, comp), ""]
+                         if comp.needs_teacher and teacher else [])  # fmt: skip
         md += [f"## {comp.name} ({comp.paper_table})", "", comp.note, "", *teacher_lines, table, "", *findings, "",
                "<details><summary>SynthRooms generation settings</summary>", "", *_settings(records, comp.name), "",
                "</details>", ""]  # fmt: skip

@@ -1,9 +1,14 @@
 """`indoor-parsing claims` (`make claims`): train each method next to its baseline over several seeds, report.
 
-    indoor-parsing claims --out docs/claims --seeds 0 1 2 --budget 1.0
+    indoor-parsing claims --out docs/claims --seeds 0 1 2 3 4 --budget 1.0 [--commit]
+    indoor-parsing claims --data-seed 3 --synthrooms target:style=path/to/style.yaml
 
-Every run's result is written (atomically) under ``<out>/runs`` as it finishes; a re-run skips finished runs, so a
-killed claims run continues where it stopped. ``--budget`` scales every step count (e.g. 10 on a GPU).
+Every finished run's record is a small JSON under ``<out>/records`` (checkpoints and work folders under
+``<out>/runs``, not committed); a re-run skips runs whose record was made with the same settings, so a killed
+claims run continues where it stopped. ``--commit`` commits each record as it is written. ``--budget`` scales every
+step count. ``--synthrooms KEY=VALUE`` sets a generation setting of every SynthRooms block; ``source:KEY=VALUE`` /
+``target:KEY=VALUE`` only of the blocks whose configured style is that one (``style=`` alone would give source and
+target rooms the same style).
 """
 
 import argparse
@@ -11,13 +16,13 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
-from indoor_parsing.io import read_json, write_json
+from indoor_parsing.io import read_json
 from indoor_parsing.tools import config_rewrite as cr
+from indoor_parsing.tools.claims import records as rec
 from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
 from indoor_parsing.tools.claims.report import METRICS, git_commit, write_report
-
-CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "experiments"
 
 
 def _set(config: dict, dotted: str, value) -> None:
@@ -37,11 +42,22 @@ def _has(config: dict, dotted: str) -> bool:
     return True
 
 
-def _config(
-    arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Path, accelerator: str, where_present: dict
-) -> Path:
+def apply_data_options(config: dict, args) -> None:
+    """``--data-seed`` and ``--synthrooms`` on every SynthRooms block (scoped ones on their style's blocks)."""
+    if args.data_seed is not None:
+        cr.set_synthrooms(config, seed=args.data_seed)
+    for scope, settings in args.synthrooms.items():
+        if scope is None:
+            cr.set_synthrooms(config, **settings)
+        else:
+            cr.set_synthrooms_of_style(config, scope, **settings)
+
+
+def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Path, args, where_present: dict,
+            save_last: bool = True) -> dict:  # fmt: skip
     """The arm's config at the run's seed and step budget; ``where_present`` only replaces keys the config has."""
-    config = cr.load(CONFIGS / arm_config)
+    config = cr.load(args.configs / arm_config)
+    apply_data_options(config, args)
     for key, value in overrides.items():
         _set(config, key, value)
     for key, value in where_present.items():
@@ -50,109 +66,191 @@ def _config(
     config["seed_everything"] = seed
     cr.set_cpu_trainer(config, run_dir, max_steps=steps, max_epochs=-1, logger=False, enable_progress_bar=False,
                        limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
-    config["trainer"]["accelerator"] = accelerator
-    if accelerator != "cpu":
+    config["trainer"]["accelerator"] = args.accelerator
+    if args.accelerator != "cpu":
         config["trainer"]["precision"] = "bf16-mixed"
-    config["checkpoint"].update({"monitor": None, "save_top_k": 0, "save_last": True})
-    return cr.dump(config, run_dir / "config.yaml")
+    config["checkpoint"].update({"monitor": None, "save_top_k": 0, "save_last": save_last})
+    return config
 
 
-def _fit_and_test(config_path: Path) -> tuple[dict, dict]:
-    """Fit, then test the final weights; returns ({eval set: metrics}, data settings)."""
-    from indoor_parsing.cli import cli
-
-    run = cli(["fit", "--config", str(config_path)])
-    run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+def _results(model, prefix: str | None = None) -> dict:
     results = {}
-    for stage, values in run.model.last_results.items():
+    for stage, values in model.last_results.items():
         if stage == "test" or stage.startswith("test/"):
             name = stage.split("/", 1)[1] if "/" in stage else "test"
             results[name] = {k: float(values[k]) for k in METRICS}
     if len(results) > 1:
         results.pop("test", None)  # the first evaluation set, also logged under its own name
-    settings = {k: v for k, v in getattr(run.datamodule, "manifest", {}).items() if k in ("settings", "dataset")}
-    return results, settings
+    if prefix is not None:
+        results = {(prefix if k == "test" else f"{prefix}/{k}"): v for k, v in results.items()}
+    return results
 
 
-def run_arm(comp: Comparison, arm: Arm, seed: int, args, extra: dict) -> dict:
-    run_dir = args.out / "runs" / f"{comp.name}__{arm.name}__seed{seed}".replace(" ", "_").replace("/", "-")
-    done = run_dir / "result.json"
-    if done.is_file():
-        return read_json(done)
-    steps = max(1, round(arm.steps * args.budget))
-    overrides = dict(arm.overrides)
-    if arm.init_from is not None:
-        src = args.out / "runs" / f"{comp.name}__{arm.init_from}__seed{seed}".replace(" ", "_").replace("/", "-")
-        overrides["model.init_args.init_checkpoint"] = str(src / "ckpt" / "last.ckpt")
-    start = time.time()
-    config = _config(arm.config, overrides, seed, steps, run_dir, args.accelerator, extra)
-    applied = {k: v for k, v in extra.items() if _has(cr.load(CONFIGS / arm.config), k)}
-    results, settings = _fit_and_test(config)
-    record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
-              "overrides": {**overrides, **applied}, "seconds": round(time.time() - start, 1), "results": results,
-              "data": settings, "report": arm.report, "commit": git_commit()}  # fmt: skip
-    write_json(done, record)
-    return record
-
-
-def prepare_teacher(args) -> tuple[dict, dict]:
-    """Fit the 3D teacher once (seed 0, shared by every seed: a frozen teacher), test it and extract its features.
-
-    Returns the config keys the distillation arms receive and the teacher's record (``runs/teacher3d/teacher.json``:
-    steps, seconds, test metrics, commit).
-    """
+def _fit_and_test(config: dict, run_dir: Path, arm: Arm, args) -> tuple[dict, dict, float, float]:
+    """Fit, then test the final weights on the config's test set and the arm's extra evaluation sets."""
     from indoor_parsing.cli import cli
-    from indoor_parsing.distill import extract
 
-    teacher_dir = args.out / "runs" / "teacher3d"
-    features = args.out / "runs" / "teacher3d_features"
-    ckpt = teacher_dir / "ckpt" / "last.ckpt"
-    record_path = teacher_dir / "teacher.json"
-    extra = {"data.init_args.feature_cache": str(features)}
-    if record_path.is_file() and (features / "manifest.json").is_file():
-        return extra, read_json(record_path)
-    record = read_json(record_path) if record_path.is_file() else {"config": TEACHER_CONFIG}
-    if not ckpt.is_file():
+    start = time.time()
+    run = cli(["fit", "--config", str(cr.dump(config, run_dir / "config.yaml"))])
+    fit_seconds = time.time() - start
+    results = {}
+    if arm.report:
+        run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
+        results = _results(run.model)
+        for name, settings in arm.extra_evals.items():
+            block = yaml.safe_load(yaml.safe_dump(config["data"]))
+            cr.set_synthrooms({"data": block}, **settings)
+            if "style" in settings and settings["style"] in args.synthrooms:
+                cr.set_synthrooms({"data": block}, **args.synthrooms[settings["style"]])
+            run.trainer.test(run.model, datamodule=cr.instantiate(block), verbose=False)
+            results.update(_results(run.model, prefix=name))
+    settings = {k: v for k, v in getattr(run.datamodule, "manifest", {}).items() if k in ("settings", "dataset")}
+    return results, settings, fit_seconds, time.time() - start - fit_seconds
+
+
+class Runner:
+    """Trains what is missing of a comparison's arms for one seed, reusing records made with the same settings."""
+
+    def __init__(self, args):
+        self.args = args
+        self.teacher, self.teacher_extra, self.done = None, {}, {}
+
+    def teacher_fingerprint(self) -> str:
+        steps = round(TEACHER_STEPS * self.args.budget)
+        return rec.fingerprint(self._teacher_config(steps), self.args.out)
+
+    def _teacher_config(self, steps: int) -> dict:
+        return _config(TEACHER_CONFIG, {}, 0, steps, self.args.out / "runs" / "teacher3d", self.args, {})
+
+    def arm(self, comp: Comparison, arm: Arm, seed: int, force: bool = False) -> dict:
+        args = self.args
+        name = rec.run_name(comp.name, arm.name, seed)
+        run_dir, path = args.out / "runs" / name, args.out / "records" / f"{name}.json"
+        steps = max(1, round(arm.steps * args.budget))
+        overrides, upstream = dict(arm.overrides), {}
+        if arm.init_from is not None:
+            src = next(a for a in comp.arms if a.name == arm.init_from)
+            overrides[arm.init_key] = str(args.out / "runs" / rec.run_name(comp.name, src.name, seed) / "ckpt"
+                                          / "last.ckpt")  # fmt: skip
+            upstream["init_from"] = self.done[(comp.name, src.name, seed)]["fingerprint"]
+        extra = {"data.init_args.feature_cache": str(args.out / "runs" / "teacher3d_features")}
+        if comp.needs_teacher:
+            upstream["teacher"] = self.teacher_fingerprint()
+        is_source = any(a.init_from == arm.name for a in comp.arms)
+        config = _config(arm.config, overrides, seed, steps, run_dir, args, extra if comp.needs_teacher else {},
+                         save_last=is_source)  # fmt: skip
+        fp = rec.fingerprint({"config": config, "evals": arm.extra_evals, **upstream}, args.out)
+        record = None if force else rec.load(path, fp)
+        if record is None:
+            if arm.init_from is not None and not Path(overrides[arm.init_key]).is_file():
+                self.arm(comp, src, seed, force=True)  # its record is kept, its checkpoint is not
+            if comp.needs_teacher:
+                self.prepare_teacher()
+            results, data, fit_s, test_s = _fit_and_test(config, run_dir, arm, args)
+            record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
+                      "overrides": overrides, "data_options": describe(args), "fit_seconds": round(fit_s, 1),
+                      "seconds": round(fit_s + test_s, 1), "results": results, "data": data, "report": arm.report,
+                      "commit": git_commit(args.configs), "fingerprint": fp}  # fmt: skip
+            rec.save(path, record, args.commit, f"claims: {comp.name} / {arm.name} seed {seed}")
+        self.done[(comp.name, arm.name, seed)] = record
+        return record
+
+    def prepare_teacher(self) -> dict:
+        """Fit the 3D teacher once (seed 0, shared by every seed: a frozen teacher), test it, extract its features."""
+        from indoor_parsing.cli import cli
+        from indoor_parsing.distill import extract
+
+        args = self.args
+        teacher_dir, features = args.out / "runs" / "teacher3d", args.out / "runs" / "teacher3d_features"
+        ckpt, path, fp = teacher_dir / "ckpt" / "last.ckpt", args.out / "records" / "teacher3d.json", None
+        fp = self.teacher_fingerprint()
+        record = rec.load(path, fp)
+        if record is not None and ckpt.is_file() and (features / "manifest.json").is_file():
+            self.teacher = record
+            return record
         steps = round(TEACHER_STEPS * args.budget)
         start = time.time()
-        run = cli(["fit", "--config", str(_config(TEACHER_CONFIG, {}, 0, steps, teacher_dir, args.accelerator, {}))])
-        record.update(steps=steps, fit_seconds=round(time.time() - start, 1), commit=git_commit())
+        run = cli(["fit", "--config", str(cr.dump(self._teacher_config(steps), teacher_dir / "config.yaml"))])
+        record = {"config": TEACHER_CONFIG, "steps": steps, "fit_seconds": round(time.time() - start, 1),
+                  "commit": git_commit(args.configs), "fingerprint": fp}  # fmt: skip
         run.trainer.test(run.model, datamodule=run.datamodule, verbose=False)
         record["results"] = {"test": {k: float(run.model.last_results["test"][k]) for k in METRICS}}
-        write_json(record_path, record)
-    if not (features / "manifest.json").is_file():
-        paired = next(a for a in COMPARISONS[1].arms if "paired (DN)" in a.name)
-        cfg = cr.load(CONFIGS / paired.config)
+        paired = next(a for c in COMPARISONS for a in c.arms if "paired (DN)" in a.name)
+        cfg = cr.load(args.configs / paired.config)
+        apply_data_options(cfg, args)
         start = time.time()
         extract.main(["--config", str(cr.dump(cfg, teacher_dir / "extract_config.yaml")), "--teacher", str(ckpt),
                       "--out", str(features)])  # fmt: skip
         record["extract_seconds"] = round(time.time() - start, 1)
-        write_json(record_path, record)
-    return extra, record
+        rec.save(path, record, args.commit, "claims: 3D teacher seed 0")
+        self.teacher = record
+        return record
+
+
+def parse_synthrooms(items: list[str]) -> dict:
+    """``[scope:]KEY=VALUE`` strings -> {scope or None: {key: YAML-parsed value}}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--synthrooms {item!r}: expected KEY=VALUE")
+        scope, _, key = key.rpartition(":")
+        out.setdefault(scope or None, {})[key] = yaml.safe_load(value)
+    return out
+
+
+def describe(args) -> str:
+    parts = [f"--data-seed {args.data_seed}"] if args.data_seed is not None else []
+    parts += [f"--synthrooms {item}" for item in args.synthrooms_raw]
+    return " ".join(parts) or "the configs' own"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="indoor-parsing claims", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("docs/claims"))
+    p.add_argument("--configs", type=Path, default=Path("configs/experiments"), help="experiment configs folder")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--budget", type=float, default=1.0, help="multiplies every step count")
+    p.add_argument("--only", nargs="*", default=None, help="comparison names to run (default: all)")
+    p.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--data-seed", type=int, default=None, help="SynthRooms generation seed of every data block")
+    p.add_argument("--synthrooms", dest="synthrooms_raw", nargs="*", default=[], metavar="[STYLE:]KEY=VALUE")
+    p.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
+    return p
+
+
+def parse_args(argv: list[str] | None = None):
+    args = parser().parse_args(argv)
+    args.configs = args.configs.resolve()
+    if not args.configs.is_dir():
+        raise SystemExit(f"--configs {args.configs}: no such folder (run from the checkout or pass --configs DIR)")
+    args.synthrooms = parse_synthrooms(args.synthrooms_raw)
+    if args.commit:
+        rec.check_git(args.out)
+    return args
+
+
+def run_plan(comparisons, args) -> list[Path]:
+    runner, records = Runner(args), []
+    for comp in comparisons:
+        if args.only and comp.name not in args.only:
+            continue
+        for seed in args.seeds:
+            for arm in comp.arms:
+                records.append(runner.arm(comp, arm, seed))
+    teacher = runner.teacher
+    if teacher is None and (args.out / "records" / "teacher3d.json").is_file():
+        teacher = read_json(args.out / "records" / "teacher3d.json")
+    return write_report(records, args.out, seeds=args.seeds, budget=args.budget, teacher=teacher,
+                        commit=git_commit(args.configs), data_options=describe(args),
+                        comparisons=tuple(comparisons))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="indoor-parsing claims", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("docs/claims"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--budget", type=float, default=1.0, help="multiplies every step count")
-    parser.add_argument("--only", nargs="*", default=None, help="comparison names to run (default: all)")
-    parser.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     if len(args.seeds) < 3:
         print("note: fewer than 3 seeds; the report's spreads are not meaningful")
-    records, teacher = [], None
-    for comp in COMPARISONS:
-        if args.only and comp.name not in args.only:
-            continue
-        extra = {}
-        if comp.needs_teacher:
-            extra, teacher = prepare_teacher(args)
-        for seed in args.seeds:
-            for arm in comp.arms:
-                records.append(run_arm(comp, arm, seed, args, extra))
-    paths = write_report(records, args.out, seeds=args.seeds, budget=args.budget, teacher=teacher)
-    print("\n".join(f"wrote {p}" for p in paths))
+    print("\n".join(f"wrote {p}" for p in run_plan(COMPARISONS, args)))
     return 0
 
 
