@@ -65,7 +65,8 @@ class IndoorCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, None if args is None and not _stacked(sys.argv[1:]) else _resolved(args))
+        resolved = _resolved(args)  # None (sys.argv) stays None unless a config was resolved: Lightning reads argv
+        super().parse_arguments(parser, None if args is None and resolved == sys.argv[1:] else resolved)
         sub = self.config.get("subcommand")
         keys = [f"{sub}.model.init_args.{name}" if sub else f"model.init_args.{name}" for name in OPTIMISATION]
         self._optimisation = {k: copy.deepcopy(self.config.get(k)) for k in keys if self.config.get(k) is not None}
@@ -111,10 +112,6 @@ class IndoorCLI(LightningCLI):
         if subcommand == "test":
             kwargs["verbose"] = False  # MetricsReport prints the metrics (with per-class IoU) once
         return kwargs
-
-
-def _stacked(args: list) -> bool:
-    return any(cr.includes(a) for a in map(str, args) if not a.startswith("-"))
 
 
 def _resolved(args: list | None) -> list | None:
