@@ -7,6 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import yaml
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.layer_sync import LayerSync
@@ -29,6 +30,7 @@ import indoor_parsing.methods.teacher3d  # noqa: F401
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.inference.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
 from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.training.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
 from indoor_parsing.training.channels_last import ChannelsLast  # noqa: F401  (--trainer.callbacks+=ChannelsLast)
 from indoor_parsing.training.distributed import SyncBatchNormPlugin
@@ -64,7 +66,8 @@ class IndoorCLI(LightningCLI):
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 
     def parse_arguments(self, parser, args) -> None:
-        super().parse_arguments(parser, args)
+        resolved = _resolved(args)  # None (sys.argv) stays None unless a config was resolved: Lightning reads argv
+        super().parse_arguments(parser, None if args is None and resolved == sys.argv[1:] else resolved)
         sub = self.config.get("subcommand")
         keys = [f"{sub}.model.init_args.{name}" if sub else f"model.init_args.{name}" for name in OPTIMISATION]
         self._optimisation = {k: copy.deepcopy(self.config.get(k)) for k in keys if self.config.get(k) is not None}
@@ -110,6 +113,23 @@ class IndoorCLI(LightningCLI):
         if subcommand == "test":
             kwargs["verbose"] = False  # MetricsReport prints the metrics (with per-class IoU) once
         return kwargs
+
+
+def _resolved(args: list | None) -> list | None:
+    """``--config X`` where X has an ``include`` list becomes ``--config <X resolved by config_rewrite.load>``, so
+    LightningCLI (and --print_config) sees the one tree that the tools see."""
+    if not isinstance(args, list | tuple | None):
+        return args  # a dict or Namespace
+    args = [str(a) for a in (sys.argv[1:] if args is None else args)]
+    out = []
+    for i, arg in enumerate(args):
+        key, eq, value = arg.partition("=")
+        if eq and key in ("--config", "-c") and cr.includes(value):
+            arg = f"{key}={yaml.safe_dump(cr.load(value), sort_keys=False)}"
+        elif i and args[i - 1] in ("--config", "-c") and cr.includes(arg):
+            arg = yaml.safe_dump(cr.load(arg), sort_keys=False)
+        out.append(arg)
+    return out
 
 
 def _progress_bar() -> ProgressBar:

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from indoor_parsing.data.base import IndoorDataModule, depth_subset
+from indoor_parsing.tools import config_rewrite as cr
 from tests.helpers import make_batch, make_layout
 from tests.method_harness import check_forward_backward
 from tests.test_geoaware import K, module
@@ -24,11 +24,11 @@ TABLE5 = (0, 20, 40, 60, 80, 100)
 
 
 def model_args(path: Path) -> dict:
-    return yaml.safe_load(path.read_text())["model"]["init_args"]
+    return cr.load(path)["model"]["init_args"]
 
 
 def without_run_paths(path: Path) -> dict:
-    config = yaml.safe_load(path.read_text())
+    config = cr.load(path)
     config["trainer"].pop("default_root_dir")
     config.pop("checkpoint", None)
     return config
