@@ -27,10 +27,10 @@ import indoor_parsing.methods.distill3d
 import indoor_parsing.methods.geoaware
 import indoor_parsing.methods.s4net
 import indoor_parsing.methods.teacher3d  # noqa: F401
+from indoor_parsing.config_files import includes, load
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.inference.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
 from indoor_parsing.methods.base import SegmentationModule
-from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.training.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
 from indoor_parsing.training.channels_last import ChannelsLast  # noqa: F401  (--trainer.callbacks+=ChannelsLast)
 from indoor_parsing.training.distributed import SyncBatchNormPlugin
@@ -124,10 +124,10 @@ def _resolved(args: list | None) -> list | None:
     out = []
     for i, arg in enumerate(args):
         key, eq, value = arg.partition("=")
-        if eq and key in ("--config", "-c") and cr.includes(value):
-            arg = f"{key}={yaml.safe_dump(cr.load(value), sort_keys=False)}"
-        elif i and args[i - 1] in ("--config", "-c") and cr.includes(arg):
-            arg = yaml.safe_dump(cr.load(arg), sort_keys=False)
+        if eq and key in ("--config", "-c") and includes(value):
+            arg = f"{key}={yaml.safe_dump(load(value), sort_keys=False)}"
+        elif i and args[i - 1] in ("--config", "-c") and includes(arg):
+            arg = yaml.safe_dump(load(arg), sort_keys=False)
         out.append(arg)
     return out
 

@@ -15,7 +15,8 @@ from indoor_parsing.data.synthrooms.generate import split_counts, synthrooms_set
 from indoor_parsing.data.synthrooms.meshes import box, part_aabbs
 from indoor_parsing.data.synthrooms.render import Renderer, kinect_intrinsics
 from indoor_parsing.data.synthrooms.scene import Scene, SceneObject, sample_scene
-from indoor_parsing.data.synthrooms.style import get_style, sample_material
+from indoor_parsing.data.synthrooms.style import get_style
+from indoor_parsing.data.synthrooms.surfaces import sample_material
 from indoor_parsing.data.synthrooms.trajectory import CELL, MIN_CLEARANCE, clearance_map, look_pose, sample_trajectory
 from indoor_parsing.data.taxonomy import NYU40_ID, SYNTHROOMS_IDS
 from indoor_parsing.io import DataFileError, load_depth, load_label, load_rgb

@@ -16,14 +16,8 @@ from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.synthrooms import generate_synthrooms, settings_hash, synthrooms_settings
 from indoor_parsing.data.synthrooms.materials import GEOMETRY_PAIRS
 from indoor_parsing.data.synthrooms.scene import sample_scene
-from indoor_parsing.data.synthrooms.style import (
-    MaterialGroup,
-    get_style,
-    load_style,
-    sample_material,
-    save_style,
-    texture_tiles,
-)  # fmt: skip
+from indoor_parsing.data.synthrooms.style import MaterialGroup, get_style, load_style, save_style
+from indoor_parsing.data.synthrooms.surfaces import sample_material, texture_tiles
 from indoor_parsing.data.synthrooms.trajectory import sample_trajectory
 from indoor_parsing.io import load_depth, load_label, load_rgb
 from indoor_parsing.tools.synthrooms_hardness import colour_bins, main, pair_separability

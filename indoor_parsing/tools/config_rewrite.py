@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from indoor_parsing.config_files import includes, load  # noqa: F401  (the rewrite helpers' input)
+
 
 def _walk(node):
     if isinstance(node, dict):
@@ -83,37 +85,6 @@ def set_cpu_trainer(config: dict, root_dir: Path, **trainer) -> None:
         t.pop(key, None)
     t.update({"accelerator": "cpu", "precision": "32-true", "default_root_dir": str(root_dir), **trainer})
     config.setdefault("checkpoint", {})["dirpath"] = str(root_dir / "ckpt")
-
-
-INCLUDE = "include"  # an experiment's list of pieces (configs/data, configs/method, configs/trainer)
-
-
-def _merged(base, over):
-    """``over`` on top of ``base``: mappings merge key by key, anything else (lists too) is replaced."""
-    if not (isinstance(base, dict) and isinstance(over, dict)):
-        return over
-    return {**base, **{k: _merged(base[k], v) if k in base else v for k, v in over.items()}}
-
-
-def load(path: Path) -> dict:
-    """An experiment config as one tree: its ``include`` pieces (paths relative to the file) merged in order, then
-    its own keys on top; later wins. One level only: a piece never includes another (STYLE: no inheritance chains).
-    The CLI (IndoorCLI) and every tool read configs through this function."""
-    path = Path(path)
-    config = yaml.safe_load(path.read_text()) or {}
-    tree: dict = {}
-    for name in config.pop(INCLUDE, None) or []:
-        piece = yaml.safe_load((path.parent / name).read_text()) or {}
-        if INCLUDE in piece:
-            raise ValueError(f"{path}: piece {name} has its own '{INCLUDE}' (pieces never include pieces)")
-        tree = _merged(tree, piece)
-    return _merged(tree, config)
-
-
-def includes(path: Path) -> bool:
-    """Whether the config at ``path`` stacks pieces (plain configs go to LightningCLI as they are)."""
-    path = Path(path)
-    return path.suffix in (".yaml", ".yml") and path.is_file() and INCLUDE in (yaml.safe_load(path.read_text()) or {})
 
 
 def dump(config: dict, path: Path) -> Path:

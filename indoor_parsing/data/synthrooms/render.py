@@ -10,7 +10,7 @@ import numpy as np
 
 from indoor_parsing.data.synthrooms.meshes import assemble, inside_other_parts, sample_surface, triangle_normals
 from indoor_parsing.data.synthrooms.scene import Scene
-from indoor_parsing.data.synthrooms.style import texture_tiles
+from indoor_parsing.data.synthrooms.surfaces import texture_tiles
 from indoor_parsing.data.taxonomy import NYU40_ID
 
 # Kinect (NYU-Dv2) colour camera at 640 x 480.

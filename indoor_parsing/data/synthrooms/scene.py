@@ -13,7 +13,8 @@ import numpy as np
 
 from indoor_parsing.data.synthrooms import objects as ob
 from indoor_parsing.data.synthrooms.meshes import Part, box, part_aabbs
-from indoor_parsing.data.synthrooms.style import Material, Style, sample_material
+from indoor_parsing.data.synthrooms.style import Style
+from indoor_parsing.data.synthrooms.surfaces import Material, sample_material
 from indoor_parsing.data.taxonomy import NYU40_ID
 
 _EPS = 1e-4
