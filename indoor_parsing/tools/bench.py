@@ -12,24 +12,28 @@ import argparse
 import logging
 import math
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import CombinedLoader
-from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from indoor_parsing.cli import cli
 from indoor_parsing.distill.extract import build_smoke_cache
 from indoor_parsing.io import write_json
 from indoor_parsing.tools import config_rewrite as cr
+from indoor_parsing.tools.bench_bare import (
+    CACHED_BATCHES,
+    CachedData,
+    CyclingBatches,
+    bare_predict,
+    bare_train,
+    take_batches,
+)
+from indoor_parsing.tools.bench_fit import bench_fit_loop, fit_table
 from indoor_parsing.tools.bench_loader import bench_loader, synthrooms_layout
-from indoor_parsing.tools.bench_meters import PeakMemory, StepTimer, sync
-
-CACHED_BATCHES = 4
+from indoor_parsing.tools.bench_meters import PeakMemory, StepTimer
 
 
 # ---- building a method on benchmark-sized data ------------------------------------------------------------
@@ -57,112 +61,6 @@ def build(config: str, size: tuple[int, int], batch: int, work: Path):
     return run.model, run.datamodule
 
 
-def _to(batch, device: torch.device, channels_last: bool):
-    if isinstance(batch, torch.Tensor):
-        batch = batch.to(device, non_blocking=True)
-        return batch.contiguous(memory_format=torch.channels_last) if channels_last and batch.dim() == 4 else batch
-    if isinstance(batch, dict):
-        return {k: _to(v, device, channels_last) for k, v in batch.items()}
-    if isinstance(batch, list) and batch and isinstance(batch[0], dict):
-        return [_to(v, device, channels_last) for v in batch]
-    return batch
-
-
-def _take(loader, n: int, device: torch.device, channels_last: bool) -> list:
-    out = []
-    for batch in loader:
-        if isinstance(loader, CombinedLoader):
-            batch = batch[0]  # (batch, batch_idx, dataloader_idx)
-        out.append(_to(batch, device, channels_last))
-        if len(out) == n:
-            break
-    return out
-
-
-class _Batches:
-    """``total`` batches cycling over a few prepared ones (a plain list would read as several dataloaders)."""
-
-    def __init__(self, batches: list, total: int):
-        self.batches, self.total = batches, total
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __iter__(self):
-        return (self.batches[i % len(self.batches)] for i in range(self.total))
-
-
-class _CachedData(L.LightningDataModule):
-    """The method's DataModule (class statistics, feature caches, ...) with training batches served from memory."""
-
-    def __init__(self, inner: L.LightningDataModule, train: _Batches):
-        super().__init__()
-        self.inner, self.train = inner, train
-
-    def __getattr__(self, name: str):
-        inner = self.__dict__.get("inner")
-        if inner is None:
-            raise AttributeError(name)
-        return getattr(inner, name)
-
-    def train_dataloader(self):
-        return self.train
-
-
-# ---- the two paths --------------------------------------------------------------------------------------
-def _optimizer(module: L.LightningModule):
-    opt = module.configure_optimizers()
-    if isinstance(opt, dict):
-        sched = opt["lr_scheduler"]
-        return opt["optimizer"], sched["scheduler"], sched.get("interval", "epoch")
-    return opt, None, "epoch"
-
-
-def bare_train(module, batches: list, warmup: int, steps: int, device: torch.device, autocast: bool) -> list:
-    """Per-step seconds of plain optimisation steps (the module's losses, its batch-start and pre-step hooks)."""
-    opt, sched, interval = _optimizer(module)
-    start_hook = is_overridden("on_train_batch_start", module, L.LightningModule)
-    clip_hook = is_overridden("on_before_optimizer_step", module, L.LightningModule)
-    module.train()
-    times, last = [], None
-    for i in range(warmup + steps + 1):  # step warmup + steps only closes the last timed interval
-        sync(device)
-        now = time.perf_counter()
-        if i > warmup:
-            times.append(now - last)
-        last = now
-        if i == warmup + steps:
-            break
-        batch = batches[i % len(batches)]
-        if start_hook:
-            module.on_train_batch_start(batch, i)
-        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
-            loss = sum(module.losses(batch).values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_hook:
-            module.on_before_optimizer_step(opt)
-        opt.step()
-        if sched is not None and interval == "step":
-            sched.step()
-    return times
-
-
-@torch.inference_mode()
-def bare_predict(module, batches: list, warmup: int, steps: int, device: torch.device, autocast: bool) -> list:
-    module.eval()
-    times = []
-    for i in range(warmup + steps):
-        sync(device)
-        t = time.perf_counter()
-        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
-            module.predict_step(batches[i % len(batches)], i)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return times
-
-
 def bench_method(config: str, size, batch: int, steps: int, warmup: int, device: torch.device, precision: str,
                  channels_last: bool, work: Path, repeats: int = 3) -> dict:  # fmt: skip
     """Training images/s and predict latency (ms per batch), Lightning vs bare, with peak memory, of one setting.
@@ -171,8 +69,8 @@ def bench_method(config: str, size, batch: int, steps: int, warmup: int, device:
     (which only slows a run down) does not decide the comparison.
     """
     module, dm = build(config, size, batch, work)
-    train = _take(dm.train_dataloader(), CACHED_BATCHES, device, channels_last)
-    test = _take(dm.predict_dataloader(), CACHED_BATCHES, device, channels_last)
+    train = take_batches(dm.train_dataloader(), CACHED_BATCHES, device, channels_last)
+    test = take_batches(dm.predict_dataloader(), CACHED_BATCHES, device, channels_last)
     if not train or not test:
         raise ValueError(f"{config}: the benchmark data gives no full training or prediction batch")
     if channels_last:
@@ -189,14 +87,14 @@ def bench_method(config: str, size, batch: int, steps: int, warmup: int, device:
                             enable_model_summary=False, callbacks=[timer], default_root_dir=work)  # fmt: skip
         module.train()  # Lightning keeps the train / eval mode it finds; the last pass left eval mode
         with PeakMemory(device) as mem:
-            trainer.fit(module, datamodule=_CachedData(dm, _Batches(train, total)))
+            trainer.fit(module, datamodule=CachedData(dm, CyclingBatches(train, total)))
         peaks.append(mem.peak_mib)
         row["train_lightning"] = max(row["train_lightning"], batch / float(np.median(timer.train_times)))
         module.to(device)  # Lightning's teardown moved it back to the CPU
         if module.automatic_optimization:  # a manual-optimisation step is the method's own; no generic bare loop
             seconds = float(np.median(bare_train(module, train, warmup, steps, device, autocast)))
             row["train_bare"] = max(row.get("train_bare", 0.0), batch / seconds)
-        trainer.predict(module, dataloaders=_Batches(test, total), return_predictions=False)
+        trainer.predict(module, dataloaders=CyclingBatches(test, total), return_predictions=False)
         row["predict_lightning_ms"] = min(row["predict_lightning_ms"], 1000 * float(np.median(timer.predict_times)))
         module.to(device)
         bare = bare_predict(module, test, warmup, steps, device, autocast)
@@ -248,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     p.add_argument("--loader-size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument(
+        "--fit-loop",
+        action="store_true",
+        help="also time the whole fit loop (the config's data, loaders and workers) against the bare loop",
+    )
+    p.add_argument("--fit-workers", type=int, default=None, help="loader workers of the fit loop (default: config)")
     args = p.parse_args(argv)
     if args.steps < 2 or args.warmup < 0 or args.repeats < 1:
         p.error("--steps must be >= 2 (step times are intervals), --warmup >= 0 and --repeats >= 1")
@@ -262,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
                 work.mkdir()
                 methods.append(bench_method(config, tuple(args.size), args.batch, args.steps, args.warmup, device,
                                             precision, channels_last, work, args.repeats))  # fmt: skip
+        fits = []
+        for config in args.method if args.fit_loop else []:
+            for channels_last in (False, True):
+                work = Path(tmp) / f"{Path(config).stem}_fit_{int(channels_last)}"
+                work.mkdir()
+                fits.append(bench_fit_loop(config, args.steps, args.warmup, device, channels_last, work,
+                                           args.fit_workers))  # fmt: skip
         if args.loader_frames > 0:
             layouts = [Path(x) for x in args.layout] or [synthrooms_layout(tuple(args.loader_size))]
             for layout in layouts:
@@ -270,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"batch {args.batch}, size {args.size[0]}x{args.size[1]}, {args.steps} timed steps\n")  # fmt: skip
     print(report(methods, loaders))
+    if fits:
+        print("\nwhole fit loop (data loading included) against the bare loop on cached batches:\n" + fit_table(fits))
     if args.json:
-        write_json(args.json, {"device": str(device), "args": vars(args), "methods": methods, "loaders": loaders})
+        write_json(args.json, {"device": str(device), "args": vars(args), "methods": methods, "loaders": loaders,
+                               "fit_loop": fits})  # fmt: skip
     return 0
