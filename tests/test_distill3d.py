@@ -277,3 +277,14 @@ def test_cache_of_the_old_nearest_in_cell_sampling_is_refused(tmp_path):
     write_json(root / "manifest.json", {**read_json(root / "manifest.json"), "version": 1})
     with pytest.raises(DataFileError, match="re-run `indoor-parsing extract-features`"):
         FeatureCache(root)
+
+
+def test_tools_read_experiment_configs_with_their_include_pieces():
+    """depth-probe / extract-features / feature-audit build the DataModule of a config that stacks pieces."""
+    from pathlib import Path
+
+    from indoor_parsing.distill.depth_probe import load_datamodule
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "experiments" / "distill3d_resnet18_synthrooms.yaml"
+    dm = load_datamodule(config)  # its data block lives in configs/data/synthrooms_distill3d.yaml
+    assert isinstance(dm, FeatureCacheDataModule) and dm.feature_cache == "runs/teacher3d_synthrooms/features"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from jsonargparse import ArgumentParser
 from torch import nn
 from tqdm import tqdm
@@ -22,6 +21,7 @@ from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.io import DataFileError, write_json
 from indoor_parsing.losses import l1_depth, ssim
 from indoor_parsing.models.blocks import pad_to_multiple
+from indoor_parsing.tools import config_rewrite as cr
 
 LAYERS = ("encoder", "f2d", "sim3d")
 
@@ -34,11 +34,11 @@ def datamodule_from_block(data: dict) -> IndoorDataModule:
 
 
 def load_datamodule(config: str | Path) -> IndoorDataModule:
-    """Instantiate the ``data`` block of an experiment config (LightningCLI YAML)."""
+    """Instantiate the ``data`` block of an experiment config (its ``include`` pieces resolved, as the CLI does)."""
     path = Path(config)
     if not path.is_file():
         raise DataFileError(f"{path}: config not found")
-    data = (yaml.safe_load(path.read_text()) or {}).get("data")
+    data = cr.load(path).get("data")
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: no 'data' block")
     return datamodule_from_block(data)
@@ -48,7 +48,7 @@ def load_module(config: str | Path, ckpt: str | Path):
     """The config's method class, loaded from a checkpoint of it."""
     if not Path(ckpt).is_file():
         raise DataFileError(f"{ckpt}: checkpoint not found")
-    class_path = yaml.safe_load(Path(config).read_text())["model"]["class_path"]
+    class_path = cr.load(Path(config))["model"]["class_path"]
     module_name, name = class_path.rsplit(".", 1)
     cls = getattr(importlib.import_module(module_name), name)
     return cls.load_from_checkpoint(ckpt, map_location="cpu")
