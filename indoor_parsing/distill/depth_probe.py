@@ -17,11 +17,11 @@ from jsonargparse import ArgumentParser
 from torch import nn
 from tqdm import tqdm
 
+from indoor_parsing.config_files import load as load_config
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.io import DataFileError, write_json
 from indoor_parsing.losses import l1_depth, ssim
 from indoor_parsing.models.blocks import pad_to_multiple
-from indoor_parsing.tools import config_rewrite as cr
 
 LAYERS = ("encoder", "f2d", "sim3d")
 
@@ -38,7 +38,7 @@ def load_datamodule(config: str | Path) -> IndoorDataModule:
     path = Path(config)
     if not path.is_file():
         raise DataFileError(f"{path}: config not found")
-    data = cr.load(path).get("data")
+    data = load_config(path).get("data")
     if not isinstance(data, dict):
         raise DataFileError(f"{path}: no 'data' block")
     return datamodule_from_block(data)
@@ -48,7 +48,7 @@ def load_module(config: str | Path, ckpt: str | Path):
     """The config's method class, loaded from a checkpoint of it."""
     if not Path(ckpt).is_file():
         raise DataFileError(f"{ckpt}: checkpoint not found")
-    class_path = cr.load(Path(config))["model"]["class_path"]
+    class_path = load_config(Path(config))["model"]["class_path"]
     module_name, name = class_path.rsplit(".", 1)
     cls = getattr(importlib.import_module(module_name), name)
     return cls.load_from_checkpoint(ckpt, map_location="cpu")
