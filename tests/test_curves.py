@@ -32,14 +32,14 @@ def _steps(rows: list[dict], config: str) -> list[int]:
 
 def test_curves_record_resume_and_plot(tiny, tmp_path, monkeypatch):
     out = tmp_path / "curves"
-    assert _run(tiny, out, "--override", "data.init_args.color_jitter=0.1") == 0
+    assert _run(tiny, out, "--synthrooms", "color_jitter=0.1") == 0
     rows = curves.read_rows(out / "curves.csv")
     for config in tiny:
         assert _steps(rows, config.stem) == [2, 4]
     for r in rows:
         assert math.isfinite(float(r["val_mIoU"])) and 0.0 <= float(r["val_mIoU"]) <= 1.0
         assert math.isfinite(float(r["train_loss"])) and float(r["cpu_s"]) > 0 and float(r["wall_s"]) > 0
-        assert r["overrides"] == "data.init_args.color_jitter=0.1" and r["cpu_clock"] == "process+workers"
+        assert r["overrides"] == "synthrooms.color_jitter=0.1" and r["cpu_clock"] == "process+workers"
     first = [r for r in rows if r["config"] == tiny[0].stem]
     assert float(first[1]["cpu_s"]) > float(first[0]["cpu_s"]) and float(first[1]["wall_s"]) > float(first[0]["wall_s"])
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -47,13 +47,13 @@ def test_curves_record_resume_and_plot(tiny, tmp_path, monkeypatch):
     trained = []
     real_train = curves.train
     monkeypatch.setattr(curves, "train", lambda path, on_point: (trained.append(path), real_train(path, on_point)))
-    assert _run(tiny, out, "--override", "data.init_args.color_jitter=0.1") == 0
+    assert _run(tiny, out, "--synthrooms", "color_jitter=0.1") == 0
     assert trained == [] and curves.read_rows(out / "curves.csv") == rows  # finished configs: no training
 
     # A killed run left the second config with its first point only: it alone is retrained, from step 0.
     curves.write_rows(out / "curves.csv", rows[:-1])
     (out / "curves.png").unlink()
-    assert _run(tiny, out, "--override", "data.init_args.color_jitter=0.1") == 0
+    assert _run(tiny, out, "--synthrooms", "color_jitter=0.1") == 0
     again = curves.read_rows(out / "curves.csv")
     assert [Path(p).parent.name for p in trained] == [f"{tiny[1].stem}__seed0"]
     assert _steps(again, tiny[0].stem) == [2, 4] and _steps(again, tiny[1].stem) == [2, 4]
@@ -94,7 +94,7 @@ def test_cpu_clock_counts_live_and_joined_workers():
 
 
 def test_missing_teacher_features_come_from_the_claims_teacher(tiny, tmp_path, monkeypatch):
-    args = argparse.Namespace(override=[], seed=3, steps=4, every=2)
+    args = argparse.Namespace(override=[], synthrooms=[], seed=3, steps=4, every=2)
     monkeypatch.setattr(curves, "teacher_features", lambda args: "prepared/features")
     kept = cr.load(curves.build_config(tiny[1], args, tmp_path / "kept"))  # its smoke cache exists
     assert kept["data"]["init_args"]["feature_cache"] == cr.load(tiny[1])["data"]["init_args"]["feature_cache"]

@@ -1,6 +1,6 @@
 """``indoor-parsing curves``: validation mIoU against training steps and CPU minutes, one line per experiment config.
 
-    indoor-parsing curves --steps 2500 --every 100 --override data.init_args.num_scenes=300
+    indoor-parsing curves --steps 2500 --every 100 --synthrooms num_scenes=300
 
 Each config is trained once (CPU, from random weights), validated every ``--every`` steps; every point is appended to
 ``<out>/curves.csv`` as it is measured and ``<out>/curves.png`` is redrawn after each config. A re-run skips a config
@@ -132,6 +132,7 @@ def build_config(path: Path, args, run_dir: Path) -> Path:
     config = cr.load(path)
     for key, value in args.override:
         _set(config, key, value)
+    cr.set_synthrooms(config, **dict(args.synthrooms))  # every SynthRooms block, however deep the wrappers nest it
     cache = _get(config, FEATURE_CACHE)
     if cache is not None and not (Path(cache) / "manifest.json").is_file():
         _set(config, FEATURE_CACHE, teacher_features(args))
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/curves"), help="curves.csv, curves.png, runs/")
     p.add_argument("--override", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
                    help="dotted config key, e.g. data.init_args.num_scenes=300 (repeatable)")  # fmt: skip
+    p.add_argument("--synthrooms", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
+                   help="setting of every SynthRooms DataModule, e.g. num_scenes=300 style=source_v2 (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher-out", type=Path, default=None,
                    help="where the Distill3D teacher is fitted and extracted (default: --out)")  # fmt: skip
@@ -224,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         p.error(f"config not found: {', '.join(missing)}")
     csv_path, png_path = args.out / "curves.csv", args.out / "curves.png"
-    overrides = ";".join(f"{k}={json.dumps(v)}" for k, v in args.override)  # part of a curve's identity
+    overrides = ";".join([f"{k}={json.dumps(v)}" for k, v in args.override]  # part of a curve's identity
+                         + [f"synthrooms.{k}={json.dumps(v)}" for k, v in args.synthrooms])
     for config in args.configs:
         key = (config.stem, str(args.seed), overrides)
         rows = read_rows(csv_path)
