@@ -215,8 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/curves"), help="curves.csv, curves.png, runs/")
     p.add_argument("--override", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
                    help="dotted config key, e.g. data.init_args.num_scenes=300 (repeatable)")  # fmt: skip
-    p.add_argument("--synthrooms", type=parse_override, action="append", default=[], metavar="KEY=VALUE",
-                   help="setting of every SynthRooms DataModule, e.g. num_scenes=300 style=source_v2 (repeatable)")
+    p.add_argument(
+        "--synthrooms",
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="setting of every SynthRooms DataModule, e.g. num_scenes=300 style=source_v2 (repeatable)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--teacher-out", type=Path, default=None,
                    help="where the Distill3D teacher is fitted and extracted (default: --out)")  # fmt: skip
@@ -227,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         p.error(f"config not found: {', '.join(missing)}")
     csv_path, png_path = args.out / "curves.csv", args.out / "curves.png"
-    overrides = ";".join([f"{k}={json.dumps(v)}" for k, v in args.override]  # part of a curve's identity
-                         + [f"synthrooms.{k}={json.dumps(v)}" for k, v in args.synthrooms])
+    overrides = ";".join(
+        [f"{k}={json.dumps(v)}" for k, v in args.override]  # part of a curve's identity
+        + [f"synthrooms.{k}={json.dumps(v)}" for k, v in args.synthrooms]
+    )
     for config in args.configs:
         key = (config.stem, str(args.seed), overrides)
         rows = read_rows(csv_path)
