@@ -101,8 +101,9 @@ class Method(L.LightningModule):
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """Named, already weighted loss terms of one training batch; their sum is optimised."""
-        logits = self(batch["image"])
-        return {"ce": self.cross_entropy(logits, batch["label"])}
+        source = self.source_part(batch)  # the baseline trains on the labelled part of {"source", "target"} batches
+        logits = self(source["image"])
+        return {"ce": self.cross_entropy(logits, source["label"])}
 
     # ---- shared machinery -------------------------------------------------------------------------------
     def cross_entropy(self, logits: torch.Tensor, label: torch.Tensor, weighted: bool = True) -> torch.Tensor:
