@@ -30,7 +30,7 @@ import indoor_parsing.methods.teacher3d  # noqa: F401
 from indoor_parsing.config_files import includes, load
 from indoor_parsing.data.base import IndoorDataModule
 from indoor_parsing.inference.checkpoints import LIGHTNING_KEYWORDS, check_checkpoint
-from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.methods.base import Method
 from indoor_parsing.training.callbacks import BestAndLastCheckpoint, LogProgress, MetricsReport, PredictionWriter
 from indoor_parsing.training.channels_last import ChannelsLast  # noqa: F401  (--trainer.callbacks+=ChannelsLast)
 from indoor_parsing.training.distributed import SyncBatchNormPlugin
@@ -142,7 +142,7 @@ def build_cli(args: list[str] | None = None, run: bool = True) -> IndoorCLI:
     os.environ.setdefault("WANDB_SILENT", "true")
     _quiet_lightning()
     return IndoorCLI(
-        SegmentationModule,
+        Method,
         IndoorDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,

@@ -27,7 +27,7 @@ def test_to_channels_last_reaches_nested_batches():
 def _fit(tmp_path, callbacks: list) -> tuple[SegmentationModule, dict, list[bool]]:
     dm = SynthRoomsDataModule(**TINY_SYNTH, batch_size=2, num_workers=0)
     L.seed_everything(0)
-    model = SegmentationModule(dm.num_classes, dm.class_names, encoder_name="resnet18")
+    model = SegmentationModule(num_classes=dm.num_classes, class_names=dm.class_names, encoder_name="resnet18")
     seen, step = [], model.training_step
 
     def recording_step(batch, batch_idx):

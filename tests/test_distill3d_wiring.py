@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from indoor_parsing.io import DataFileError
+from indoor_parsing.methods.base import SegmentationModule
 from indoor_parsing.methods.cascade_depth import CascadeDepthModule
 from indoor_parsing.methods.distill3d import Distill3DModule
 from indoor_parsing.models.discriminators import CategoryDiscriminators, discriminator_loss
@@ -245,3 +246,13 @@ def test_cascade_reads_the_frozen_depth_stage(tmp_path):
         module.load_depth_net(None)
     with pytest.raises(DataFileError, match="encoder"):
         Distill3DModule(num_classes=5, mode="cascade", encoder_name="resnet34").load_depth_net(path)
+
+
+def test_cascade_rejects_a_checkpoint_of_another_method(tmp_path):
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_epochs=0)
+    trainer.strategy.connect(SegmentationModule(num_classes=5, encoder_name="resnet18"))
+    trainer.save_checkpoint(tmp_path / "seg.ckpt")
+    with pytest.raises(DataFileError, match="not a CascadeDepthModule checkpoint"):
+        Distill3DModule(num_classes=5, mode="cascade", encoder_name="resnet18").load_depth_net(tmp_path / "seg.ckpt")

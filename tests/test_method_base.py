@@ -1,7 +1,11 @@
 import pytest
 import torch
 
-from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.data.sample import BatchContractError
+from indoor_parsing.inference.checkpoints import init_arguments, load_method
+from indoor_parsing.methods.base import Method, SegmentationModule
+from indoor_parsing.methods.cascade_depth import DEPTH_STAGE_CLASS, CascadeDepthModule
+from indoor_parsing.methods.geoaware import GeoAwareModule
 from indoor_parsing.training.schedulers import PolyLR
 from tests.helpers import make_batch
 from tests.method_harness import check_checkpoint_round_trip, check_forward_backward, check_odd_sizes
@@ -55,3 +59,56 @@ def test_predict_step_returns_original_size():
     out = module.predict_step(batch, 0)
     assert out["label"][0].shape == (64, 96) and out["label"][1].shape == (32, 48)
     assert int(out["label"][0].max()) < 3
+
+
+def _record_logs(module) -> dict:
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, (value, kw.get("batch_size")))
+    module.log_dict = lambda values, **kw: logged.update({k: (v, kw.get("batch_size")) for k, v in values.items()})
+    return logged
+
+
+def test_one_training_step_for_plain_and_source_target_batches():
+    module = SegmentationModule(num_classes=3).eval()  # eval: BatchNorm statistics do not move between the calls
+    logged = _record_logs(module)
+    batch = make_batch(2, 32, 32, K=3)
+    plain = module.training_step(batch, 0)
+    assert logged == {"train/loss": (plain, 2)}  # one term: no train/<term> line
+    paired = {"source": batch, "target": {"image": torch.randn(3, 3, 32, 32)}}
+    assert torch.equal(module.training_step(paired, 0), plain)  # the labelled source part only
+    module._validated = False
+    with pytest.raises(BatchContractError, match="source.'label'"):
+        module.training_step({"source": {"image": batch["image"]}}, 0)
+
+
+class _Manual(SegmentationModule):
+    """Steps its own optimiser: the base logs the terms the manual step returns."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.automatic_optimization = False
+
+    def manual_optimization_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        return {"ce": torch.tensor(1.5), "extra": torch.tensor(0.5)}
+
+
+def test_manual_optimization_hook():
+    module = _Manual(num_classes=3)
+    logged = _record_logs(module)
+    assert module.training_step(make_batch(2, 32, 32, K=3), 0) is None  # Lightning must not step anything itself
+    assert {k: float(v) for k, (v, _) in logged.items()} == {"train/loss": 2.0, "train/ce": 1.5, "train/extra": 0.5}
+
+
+def test_only_the_smp_baseline_takes_an_arch():
+    assert "arch" in init_arguments(SegmentationModule) and "arch" not in init_arguments(Method)
+    args = init_arguments(GeoAwareModule)  # its own arguments and, through **kwargs, the base's
+    assert {"seg_loss", "encoder_name", "num_classes", "scheduler", "encoder_lr_mult"} <= args
+    assert "arch" not in args and "arch" not in GeoAwareModule(num_classes=3, encoder_name="resnet18").hparams
+
+
+def test_checkpoints_with_a_legacy_arch_still_load(tmp_path):
+    module = CascadeDepthModule(encoder_name="resnet18")
+    torch.save({"hyper_parameters": {**module.hparams, "arch": "DepthNet"}, "state_dict": module.state_dict(),
+                "inference": {"class": DEPTH_STAGE_CLASS, "image_size": None}}, tmp_path / "old.ckpt")  # fmt: skip
+    loaded, _ = load_method(tmp_path / "old.ckpt")
+    assert isinstance(loaded, CascadeDepthModule) and "arch" not in loaded.hparams

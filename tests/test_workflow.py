@@ -184,7 +184,7 @@ def test_media_logs_depth_panels_in_an_offline_fit(tiny_synthrooms, tmp_path):
     import wandb
 
     dm = tiny_synthrooms
-    model = DepthBaseline(dm.num_classes, dm.class_names, encoder_name="resnet18")
+    model = DepthBaseline(num_classes=dm.num_classes, class_names=dm.class_names, encoder_name="resnet18")
     logger = AutoWandbLogger()
     media = WandbMedia(num_samples=2)
     trainer = L.Trainer(logger=logger, callbacks=[media], default_root_dir=tmp_path, max_steps=1, limit_val_batches=1,

@@ -8,7 +8,6 @@ its reconstructed depth is reported on held-out frames; run it for a baseline an
 """
 
 import argparse
-import importlib
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from tqdm import tqdm
 
 from indoor_parsing.config_files import load as load_config
 from indoor_parsing.data.base import IndoorDataModule
+from indoor_parsing.inference.checkpoints import load_method
 from indoor_parsing.io import DataFileError, write_json
 from indoor_parsing.losses import l1_depth, ssim
 from indoor_parsing.models.blocks import pad_to_multiple
@@ -45,13 +45,14 @@ def load_datamodule(config: str | Path) -> IndoorDataModule:
 
 
 def load_module(config: str | Path, ckpt: str | Path):
-    """The config's method class, loaded from a checkpoint of it."""
+    """The config's method, loaded from a checkpoint of it (as inference loads it: older checkpoints too)."""
     if not Path(ckpt).is_file():
         raise DataFileError(f"{ckpt}: checkpoint not found")
     class_path = load_config(Path(config))["model"]["class_path"]
-    module_name, name = class_path.rsplit(".", 1)
-    cls = getattr(importlib.import_module(module_name), name)
-    return cls.load_from_checkpoint(ckpt, map_location="cpu")
+    module, _ = load_method(ckpt)
+    if f"{type(module).__module__}.{type(module).__qualname__}" != class_path:
+        raise DataFileError(f"{ckpt}: a checkpoint of {type(module).__name__}, the config's method is {class_path}")
+    return module
 
 
 @torch.no_grad()

@@ -1,11 +1,12 @@
 """Checking and loading method checkpoints: a missing or truncated file is a :class:`UserError` naming it.
 
 A checkpoint knows its method class: LightningCLI stores ``_class_path`` in the hyper-parameters, and
-:class:`~indoor_parsing.methods.base.SegmentationModule` also writes ``checkpoint["inference"]`` (class path and the
+:class:`~indoor_parsing.methods.base.Method` also writes ``checkpoint["inference"]`` (class path and the
 image size it was trained at), so a checkpoint saved from Python loads the same way.
 """
 
 import importlib
+import inspect
 import zipfile
 from pathlib import Path
 
@@ -56,11 +57,26 @@ def method_class(checkpoint: dict) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def init_arguments(cls: type) -> set[str]:
+    """Names ``cls(...)`` accepts, following ``**kwargs`` forwarded up the class hierarchy."""
+    names = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names.update(p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self")
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
 def load_method(path: str | Path, device: str | torch.device = "cpu"):
     """The method of a checkpoint, in eval mode on ``device``; returns (module, checkpoint dict)."""
     checkpoint = read_checkpoint(path)
     cls = method_class(checkpoint)
     hparams = {k: v for k, v in (checkpoint.get("hyper_parameters") or {}).items() if not k.startswith("_")}
+    if "arch" not in init_arguments(cls):  # checkpoints of 2D methods written when every method saved an `arch`
+        hparams.pop("arch", None)
     module = cls(**hparams)
     try:
         module.on_load_checkpoint(checkpoint)  # as Lightning's loading does (S4-Net adds or drops its teacher)

@@ -1,4 +1,4 @@
-"""SegmentationModule: the baseline method and the step / metric / logging logic every method shares."""
+"""Method: the step / metric / logging logic every method shares; SegmentationModule: the smp baseline."""
 
 import random
 
@@ -28,18 +28,19 @@ class TrainImageSize(L.Callback):
             pl_module.train_image_size = tuple(int(s) for s in image.shape[-2:])
 
 
-class SegmentationModule(L.LightningModule):
-    """The baseline: an smp network trained with cross-entropy; subclasses replace the model and the losses.
+class Method(L.LightningModule):
+    """What every method shares: metrics, logging, class weights, the training step, optimiser / scheduler
+    construction, prediction and exact resume.
 
-    A subclass overrides ``build_model`` and ``losses``, and where it evaluates more than segmentation the
-    extension points ``eval_step(batch, stage)`` / ``on_eval_epoch_end(stage)`` (``log_segmentation`` logs a
-    confusion matrix); the base owns metrics, logging, class weights, optimiser / scheduler construction and
-    prediction.
+    A method overrides ``build_model`` and ``losses`` (named loss terms of one batch), and where it needs them the
+    declared hooks: ``validate_training_batch``, ``training_logs`` (extra ``train/*`` values),
+    ``manual_optimization_step`` (methods that step their optimisers themselves), ``eval_step(batch, stage)`` /
+    ``on_eval_epoch_end(stage)`` (``log_segmentation`` logs a confusion matrix). A subclass takes its own arguments
+    and forwards ``**kwargs`` to these; it re-declares one of them only to change its default.
 
     Args:
         num_classes: K (linked from the DataModule by the CLI).
         class_names: K names (linked from the DataModule), for per-class logs and tables.
-        arch: smp architecture of the baseline.
         encoder_name: smp encoder name.
         encoder_weights: ``imagenet`` for real datasets, None for tests and SynthRooms.
         class_weighting: "none" or "median_frequency" (computed from the training split).
@@ -56,7 +57,6 @@ class SegmentationModule(L.LightningModule):
         self,
         num_classes: int = 20,
         class_names: list[str] | None = None,
-        arch: str = "Unet",
         encoder_name: str = "resnet18",
         encoder_weights: str | None = None,
         class_weighting: str = "none",
@@ -87,8 +87,7 @@ class SegmentationModule(L.LightningModule):
 
     # ---- what a method overrides ----------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        hp = self.hparams
-        return SmpSegmenter(hp.arch, hp.encoder_name, hp.encoder_weights, hp.num_classes)
+        raise NotImplementedError(f"{type(self).__name__} must define build_model")
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """Parameters that get ``encoder_lr_mult`` (a pretrained backbone)."""
@@ -102,8 +101,9 @@ class SegmentationModule(L.LightningModule):
 
     def losses(self, batch: dict) -> dict[str, torch.Tensor]:
         """Named, already weighted loss terms of one training batch; their sum is optimised."""
-        logits = self(batch["image"])
-        return {"ce": self.cross_entropy(logits, batch["label"])}
+        source = self.source_part(batch)  # the baseline trains on the labelled part of {"source", "target"} batches
+        logits = self(source["image"])
+        return {"ce": self.cross_entropy(logits, source["label"])}
 
     # ---- shared machinery -------------------------------------------------------------------------------
     def cross_entropy(self, logits: torch.Tensor, label: torch.Tensor, weighted: bool = True) -> torch.Tensor:
@@ -116,16 +116,44 @@ class SegmentationModule(L.LightningModule):
             weights = median_frequency_weights(torch.as_tensor(counts), torch.as_tensor(image_pixels))
             self.class_weights.copy_(weights.float())
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    @staticmethod
+    def source_part(batch: dict) -> dict:
+        """The labelled part of a training batch: ``batch["source"]`` of ``{"source", "target"}`` batches, else all."""
+        return batch["source"] if "source" in batch else batch
+
+    def validate_training_batch(self, batch: dict) -> None:
+        """Checked on the first training batch: the labelled part has ``required_keys``."""
+        where = "source." if "source" in batch else ""
+        validate_batch(self.source_part(batch), self.required_keys, where=where)
+
+    def train_batch_size(self, batch: dict) -> int:
+        return self.source_part(batch)["image"].shape[0]
+
+    def training_logs(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``train/<term>`` values logged besides ``train/loss``: each term, when there are several."""
+        return {f"train/{k}": v.detach() for k, v in terms.items()} if len(terms) > 1 else {}
+
+    def manual_optimization_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Under manual optimisation (``automatic_optimization = False``): step the optimisers on one batch and
+        return its loss terms (detached)."""
+        raise NotImplementedError(f"{type(self).__name__} turns automatic optimisation off without a manual step")
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        """Plain or ``{"source", "target"}`` batches: the sum of ``losses(batch)`` (or the method's manual step)."""
         if not self._validated:
-            validate_batch(batch, self.required_keys)
+            self.validate_training_batch(batch)
             self._validated = True
-        terms = self.losses(batch)
-        loss = sum(terms.values())
-        B = batch["image"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=B)
-        if len(terms) > 1:
-            self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=B)
+        if self.automatic_optimization:
+            terms = self.losses(batch)
+            loss = logged = sum(terms.values())
+        else:
+            terms = self.manual_optimization_step(batch)
+            loss, logged = None, sum(t.detach() for t in terms.values())
+        B = self.train_batch_size(batch)
+        self.log("train/loss", logged, prog_bar=True, batch_size=B)
+        logs = self.training_logs(terms)
+        if logs:
+            self.log_dict(logs, batch_size=B)
         return loss
 
     def eval_logits(self, batch: dict) -> torch.Tensor:
@@ -251,3 +279,19 @@ class SegmentationModule(L.LightningModule):
             random.setstate(states["python"])
             if "cuda" in states and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class SegmentationModule(Method):
+    """The baseline: an smp network trained with cross-entropy.
+
+    Args:
+        arch: smp architecture (``Unet``, ``FPN``, ``PSPNet``, ``DeepLabV3Plus``, ...).
+        **kwargs: see :class:`Method`.
+    """
+
+    def __init__(self, arch: str = "Unet", **kwargs):
+        super().__init__(**kwargs)  # saves ``arch`` with the other hyper-parameters before build_model reads it
+
+    def build_model(self) -> nn.Module:
+        hp = self.hparams
+        return SmpSegmenter(hp.arch, hp.encoder_name, hp.encoder_weights, hp.num_classes)

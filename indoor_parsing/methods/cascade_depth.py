@@ -9,42 +9,35 @@ frozen. Validation and test report depth metrics (``val/depth_rmse``, ``val/dept
 from pathlib import Path
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from indoor_parsing.data.sample import validate_batch
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth
-from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.methods.base import STAGES, Method
 from indoor_parsing.metrics.depth import DepthMetrics
 from indoor_parsing.models.pspnet import DepthNet
 
+DEPTH_STAGE_CLASS = "indoor_parsing.methods.cascade_depth.CascadeDepthModule"  # its checkpoints' inference class
 
-class CascadeDepthModule(SegmentationModule):
+
+class CascadeDepthModule(Method):
     """Trains the Cascade row's monocular depth network (stage 1 of 2).
 
     Args:
-        num_classes, class_names: linked from the DataModule by the CLI (unused: no segmentation here).
-        encoder_name, encoder_weights: the depth network's encoder; stage 2 must use the same ``encoder_name``.
-        optimizer, scheduler, scheduler_interval, encoder_lr_mult: as :class:`SegmentationModule`.
+        encoder_name: the depth network's encoder; stage 2 must use the same ``encoder_name``.
+        scheduler_interval: as :class:`~indoor_parsing.methods.base.Method`, with this method's default.
+        **kwargs: the other arguments of :class:`~indoor_parsing.methods.base.Method` (``num_classes`` and
+            ``class_names`` are linked from the DataModule but unused, as are ``class_weighting`` and
+            ``ignore_index``: no segmentation here).
     """
 
     required_keys = ("image", "depth")
 
-    def __init__(
-        self,
-        num_classes: int = 20,
-        class_names: list[str] | None = None,
-        encoder_name: str = "resnet50",
-        encoder_weights: str | None = None,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: str = "step",
-        encoder_lr_mult: float = 1.0,
-    ):
-        super().__init__(num_classes=num_classes, class_names=class_names, arch="DepthNet", encoder_name=encoder_name,
-                         encoder_weights=encoder_weights, optimizer=optimizer, scheduler=scheduler,
-                         scheduler_interval=scheduler_interval, encoder_lr_mult=encoder_lr_mult)  # fmt: skip
+    def __init__(self, encoder_name: str = "resnet50", scheduler_interval: str = "step", **kwargs):
+        super().__init__(encoder_name=encoder_name, scheduler_interval=scheduler_interval, **kwargs)
+        if self.hparams.class_weighting != "none":
+            raise ValueError("CascadeDepthModule trains depth only: class_weighting must be 'none'")
         self.depth_metrics = nn.ModuleDict({s: DepthMetrics() for s in STAGES})
 
     def build_model(self) -> DepthNet:
@@ -84,7 +77,7 @@ def load_depth_net(depth_net: DepthNet, path: str | Path, encoder_name: str) -> 
         raise DataFileError(f"{path}: depth checkpoint not found; fit a distill3d_cascade_depth_* config first")
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     hp = ckpt.get("hyper_parameters", {})
-    if hp.get("arch") != "DepthNet" or "state_dict" not in ckpt:
+    if (ckpt.get("inference") or {}).get("class") != DEPTH_STAGE_CLASS or "state_dict" not in ckpt:
         raise DataFileError(f"{path}: not a CascadeDepthModule checkpoint")
     if hp.get("encoder_name") != encoder_name:
         raise DataFileError(f"{path}: depth network encoder {hp.get('encoder_name')!r}, the cascade's is "
@@ -102,5 +95,6 @@ def build_smoke_depth_checkpoint(config: dict, out_dir: str | Path) -> str | Non
     module = CascadeDepthModule(encoder_name=args.get("encoder_name", "resnet50"), encoder_weights=None)
     path = Path(out_dir) / "depth_stage.ckpt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict(),
+                "inference": {"class": DEPTH_STAGE_CLASS, "image_size": None}}, path)  # fmt: skip
     return str(path)

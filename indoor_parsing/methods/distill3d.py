@@ -10,25 +10,22 @@ stage (methods/cascade_depth.py, ``depth_ckpt``) is loaded and frozen; only the 
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from indoor_parsing.data.sample import validate_batch
 from indoor_parsing.io import DataFileError
 from indoor_parsing.losses import l1_depth, masked_l2
-from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.methods.base import Method
 from indoor_parsing.methods.cascade_depth import load_depth_net
 from indoor_parsing.models.discriminators import CategoryDiscriminators, discriminator_loss, generator_loss
 from indoor_parsing.models.pspnet import PSPNetStudent
 from indoor_parsing.training.distributed import detect_unused_parameters
 
 
-class Distill3DModule(SegmentationModule):
+class Distill3DModule(Method):
     """PSPNet student with 3D-to-2D distillation (paired L_p or unpaired semantic-aware adversarial loss).
 
     Args:
-        num_classes, class_names, encoder_name, encoder_weights, class_weighting, ignore_index, optimizer,
-            scheduler, scheduler_interval, encoder_lr_mult: as :class:`SegmentationModule`.
+        encoder_name, scheduler_interval: as :class:`~indoor_parsing.methods.base.Method`, with this method's defaults.
         mode: ``distill`` (the method), ``baseline`` (PSPNet), ``multitask`` (depth head instead of the simulated
             3D feature), ``cascade`` (the depth of a frozen, separately trained depth network as an extra input).
         paired: 3D features per frame (L_p) or only a 3D feature bank of another dataset (adversarial).
@@ -47,14 +44,12 @@ class Distill3DModule(SegmentationModule):
         disc_lr: Adam learning rate of the discriminators.
         eval_scales: test-time scales (e.g. [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]); probabilities are averaged.
         eval_flip: also average the horizontally flipped input.
+        **kwargs: the other arguments of :class:`~indoor_parsing.methods.base.Method`.
     """
 
     def __init__(
         self,
-        num_classes: int = 20,
-        class_names: list[str] | None = None,
         encoder_name: str = "resnet50",
-        encoder_weights: str | None = None,
         mode: str = "distill",
         paired: bool = True,
         norm: str = "dn",
@@ -72,19 +67,13 @@ class Distill3DModule(SegmentationModule):
         disc_lr: float = 1e-4,
         eval_scales: tuple[float, ...] = (1.0,),
         eval_flip: bool = False,
-        class_weighting: str = "none",
-        ignore_index: int = 255,
-        optimizer: OptimizerCallable = torch.optim.AdamW,
-        scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: str = "step",
-        encoder_lr_mult: float = 1.0,
+        **kwargs,
     ):
-        super().__init__(num_classes=num_classes, class_names=class_names, arch="PSPNet", encoder_name=encoder_name,
-                         encoder_weights=encoder_weights, class_weighting=class_weighting, ignore_index=ignore_index,
-                         optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval,
-                         encoder_lr_mult=encoder_lr_mult)  # fmt: skip
+        super().__init__(encoder_name=encoder_name, scheduler_interval=scheduler_interval, **kwargs)
         self.adversarial = mode == "distill" and not paired
         self.automatic_optimization = not self.adversarial
+        self.last_d_loss = torch.zeros(())  # the discriminators' loss of the last manual step
         self.required_keys = ("image", "label")
         if mode == "distill" and paired:
             self.required_keys += ("feat3d", "feat3d_mask")
@@ -92,11 +81,11 @@ class Distill3DModule(SegmentationModule):
             self.required_keys += ("depth",)
         self.discriminators = None
         if self.adversarial:
-            self.discriminators = CategoryDiscriminators(num_classes, feat_channels, shared=shared_discriminator)
+            self.discriminators = CategoryDiscriminators(self.num_classes, feat_channels, shared=shared_discriminator)
         # Bank of teacher point features (unpaired): rows sorted by 2D class, with per-class [start, end).
         self.register_buffer("bank", torch.zeros(0, feat_channels), persistent=False)
-        self.register_buffer("bank_start", torch.zeros(num_classes, dtype=torch.long), persistent=False)
-        self.register_buffer("bank_count", torch.zeros(num_classes, dtype=torch.long), persistent=False)
+        self.register_buffer("bank_start", torch.zeros(self.num_classes, dtype=torch.long), persistent=False)
+        self.register_buffer("bank_count", torch.zeros(self.num_classes, dtype=torch.long), persistent=False)
 
     def build_model(self) -> nn.Module:
         hp = self.hparams
@@ -250,12 +239,9 @@ class Distill3DModule(SegmentationModule):
         optimizer.step()
         return loss.detach()
 
-    def training_step(self, batch: dict, batch_idx: int):
-        if self.automatic_optimization:
-            return super().training_step(batch, batch_idx)
-        if not self._validated:
-            validate_batch(batch, self.required_keys)
-            self._validated = True
+    def manual_optimization_step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Unpaired: one 2D-network update, then one discriminator update; the 2D network's terms (``train/d_loss``
+        is logged by ``training_logs``)."""
         opt_g, opt_d = self.optimizers()
         # One training step is one batch: only the 2D network's update advances trainer.global_step. Lightning
         # counts every manual optimizer.step() (Lightning issue #17958), which would halve max_steps, the
@@ -266,9 +252,13 @@ class Distill3DModule(SegmentationModule):
         scheduler = self.lr_schedulers()
         if scheduler is not None and self.hparams.scheduler_interval == "step":
             scheduler.step()
-        B = batch["image"].shape[0]
-        self.log("train/loss", sum(t.detach() for t in terms.values()), prog_bar=True, batch_size=B)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()} | {"train/d_loss": d_loss}, batch_size=B)
+        self.last_d_loss = d_loss
+        return terms
+
+    def training_logs(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.automatic_optimization:
+            return super().training_logs(terms)
+        return {f"train/{k}": v.detach() for k, v in terms.items()} | {"train/d_loss": self.last_d_loss}
 
     def on_train_epoch_end(self) -> None:
         scheduler = self.lr_schedulers() if not self.automatic_optimization else None
@@ -294,4 +284,4 @@ class Distill3DModule(SegmentationModule):
 
 
 def _no_count() -> None:
-    """Replaces Lightning's step-counting hooks on the discriminators' optimiser (see training_step)."""
+    """Replaces Lightning's step-counting hooks on the discriminators' optimiser (see manual_optimization_step)."""

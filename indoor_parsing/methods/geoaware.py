@@ -6,12 +6,12 @@ only: the model stops their gradient at the depth-aware embedding (``GeoAwareNet
 """
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from indoor_parsing.geometry.hha import hha
 from indoor_parsing.losses import BerHu, FocalStyleCE
-from indoor_parsing.methods.base import STAGES, SegmentationModule
+from indoor_parsing.methods.base import STAGES, Method
 from indoor_parsing.metrics.depth import DepthMetrics
 from indoor_parsing.models.geoaware import GeoAwareNet
 
@@ -19,7 +19,7 @@ SEG_LOSSES = ("ce", "focal")
 CLIPPED_GROUPS = ("semantic", "spf")
 
 
-class GeoAwareModule(SegmentationModule):
+class GeoAwareModule(Method):
     """Geometry-Aware Distillation: joint semantic + depth decoding, FeatProp, one GAP block, SPF refinement.
 
     Loss (Eq. 6-8): ``L = L_s + L_d + Σ_k L_sk``: L_s (``seg``) the focal-style CE on the prediction (the last SPF
@@ -28,9 +28,7 @@ class GeoAwareModule(SegmentationModule):
     depth > 0). Without SPF the distilled head is the prediction and carries L_s.
 
     Args:
-        num_classes, class_names, encoder_name, encoder_weights, class_weighting, ignore_index, optimizer,
-            scheduler, scheduler_interval, encoder_lr_mult: see :class:`SegmentationModule` (class weights only
-            affect ``seg_loss="ce"``).
+        encoder_name, optimizer: as :class:`~indoor_parsing.methods.base.Method`, with this method's defaults.
         seg_loss: ``"ce"`` (the "sem only" row) or ``"focal"`` (Eq. 6, the "+L_s" row onwards).
         focal_gamma: exponent of Eq. 6 (2 in the paper).
         hha_input: the "+HHA" row: RGB + HHA(depth, K) as a 6-channel input, at test time too.
@@ -50,20 +48,14 @@ class GeoAwareModule(SegmentationModule):
         berhu_ratio: δ = ratio · max |d − D*| (0.2).
         grad_clip: max gradient norm of the semantic-branch and SPF parameter groups (each clipped on its own);
             None = no clipping.
+        **kwargs: the other arguments of :class:`~indoor_parsing.methods.base.Method` (class weights only affect
+            ``seg_loss="ce"``).
     """
 
     def __init__(
         self,
-        num_classes: int = 20,
-        class_names: list[str] | None = None,
         encoder_name: str = "resnet50",
-        encoder_weights: str | None = None,
-        class_weighting: str = "none",
-        ignore_index: int = 255,
         optimizer: OptimizerCallable = torch.optim.Adam,
-        scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: str = "epoch",
-        encoder_lr_mult: float = 1.0,
         seg_loss: str = "focal",
         focal_gamma: float = 2.0,
         hha_input: bool = False,
@@ -82,18 +74,14 @@ class GeoAwareModule(SegmentationModule):
         side_weight: float = 1.0,
         berhu_ratio: float = 0.2,
         grad_clip: float | None = None,
+        **kwargs,
     ):
         if seg_loss not in SEG_LOSSES:
             raise ValueError(f"GeoAwareModule: seg_loss must be one of {SEG_LOSSES}, got {seg_loss!r}")
         if grad_clip is not None and grad_clip <= 0:
             raise ValueError(f"GeoAwareModule: grad_clip must be > 0 or None, got {grad_clip}")
-        super().__init__(
-            num_classes=num_classes, class_names=class_names, arch="GeoAwareNet", encoder_name=encoder_name,
-            encoder_weights=encoder_weights, class_weighting=class_weighting, ignore_index=ignore_index,
-            optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval,
-            encoder_lr_mult=encoder_lr_mult,
-        )  # fmt: skip
-        self.focal = FocalStyleCE(focal_gamma, ignore_index)
+        super().__init__(encoder_name=encoder_name, optimizer=optimizer, **kwargs)
+        self.focal = FocalStyleCE(focal_gamma, self.ignore_index)
         self.berhu = BerHu(berhu_ratio)
         self.depth_metrics = nn.ModuleDict({s: DepthMetrics() for s in STAGES}) if depth_branch else None
 

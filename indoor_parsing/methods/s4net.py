@@ -10,7 +10,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 
@@ -51,24 +51,19 @@ class S4NetModule(SegmentationModule):
         photometric_alpha: SSIM weight in the photometric loss.
         max_depth: bound of the predicted depth (metres).
         init_checkpoint: checkpoint of the source stage whose network weights start the fit (None = from scratch).
-        Other arguments: see :class:`SegmentationModule`.
+        arch, encoder_name, class_weighting, optimizer: as :class:`~indoor_parsing.methods.base.SegmentationModule`,
+            with this method's defaults.
+        **kwargs: the other arguments of :class:`~indoor_parsing.methods.base.Method`.
     """
 
     required_keys = ("image", "label")
 
     def __init__(
         self,
-        num_classes: int = 20,
-        class_names: list[str] | None = None,
         arch: str = "DeepLabV3Plus",
         encoder_name: str = "resnet50",
-        encoder_weights: str | None = None,
         class_weighting: str = "median_frequency",
-        ignore_index: int = 255,
         optimizer: OptimizerCallable = torch.optim.Adam,
-        scheduler: LRSchedulerCallable | None = None,
-        scheduler_interval: str = "epoch",
-        encoder_lr_mult: float = 1.0,
         consistency_weight: float = 0.01,
         teacher_refresh: int = 100,
         boundary_width: int = 2,
@@ -82,15 +77,15 @@ class S4NetModule(SegmentationModule):
         photometric_alpha: float = 0.85,
         max_depth: float = 10.0,
         init_checkpoint: str | None = None,
+        **kwargs,
     ):
         if warp_depth not in ("sensor", "predicted") or (warp_depth == "predicted" and not depth_prediction):
             raise ValueError(f"warp_depth must be 'sensor', or 'predicted' with depth_prediction, got {warp_depth!r}")
         if teacher_refresh < 1 or boundary_width < 0:
             raise ValueError("teacher_refresh must be >= 1 and boundary_width >= 0")
         super().__init__(
-            num_classes, class_names, arch, encoder_name, encoder_weights, class_weighting, ignore_index, optimizer,
-            scheduler, scheduler_interval, encoder_lr_mult,
-        )  # fmt: skip
+            arch=arch, encoder_name=encoder_name, class_weighting=class_weighting, optimizer=optimizer, **kwargs
+        )
         uses_target = consistency_weight > 0 or (depth_prediction and depth_consistency_weight > 0)
         self.teacher = copy.deepcopy(self.model).requires_grad_(False).eval() if uses_target else None
         self.register_buffer("teacher_step", torch.tensor(-1, dtype=torch.long))  # step of the last refresh
@@ -180,23 +175,20 @@ class S4NetModule(SegmentationModule):
             state.update({f"teacher.{k[6:]}": v for k, v in list(state.items()) if k.startswith("model.")})
 
     # ---- losses -----------------------------------------------------------------------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        source, target = (batch["source"], batch.get("target")) if "source" in batch else (batch, None)
-        if not self._validated:
-            validate_batch(source, self.required_keys, where="source.")
-            if target is not None:
-                if self.hparams.warp_depth == "sensor" and self.teacher is not None and "depth" not in target:
-                    raise ValueError(self._rgb_only_message())
-                validate_batch(target, TARGET_KEYS, where="target.")
-            self._validated = True
-        terms = self.losses(batch)
-        loss = sum(terms.values())
-        B = source["image"].shape[0]
-        self.log("train/loss", loss, prog_bar=True, batch_size=B)
-        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=B)
-        if "geo" in terms:  # how much of the target L_G reached: 0 means the source loss trains alone
-            self.log_dict({f"train/{k}": v for k, v in self.last_coverage.items()}, batch_size=B)
-        return loss
+    def validate_training_batch(self, batch: dict) -> None:
+        validate_batch(self.source_part(batch), self.required_keys, where="source.")
+        target = batch.get("target") if "source" in batch else None
+        if target is not None:
+            if self.hparams.warp_depth == "sensor" and self.teacher is not None and "depth" not in target:
+                raise ValueError(self._rgb_only_message())
+            validate_batch(target, TARGET_KEYS, where="target.")
+
+    def training_logs(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every term, even alone, and with L_G how much of the target it reached (0: the source trains alone)."""
+        logs = {f"train/{k}": v.detach() for k, v in terms.items()}
+        if "geo" in terms:
+            logs.update({f"train/{k}": v for k, v in self.last_coverage.items()})
+        return logs
 
     @staticmethod
     def _rgb_only_message() -> str:

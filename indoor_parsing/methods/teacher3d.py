@@ -4,11 +4,11 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
-from indoor_parsing.methods.base import SegmentationModule
+from indoor_parsing.methods.base import Method
 from indoor_parsing.models.teacher3d import MINKUNET14, PAPER_PLANES, Teacher3D
 
 
-class Teacher3DModule(SegmentationModule):
+class Teacher3DModule(Method):
     """Fits :class:`Teacher3D` with per-point cross-entropy; reports point mIoU (val/mIoU, test/mIoU).
 
     Args:
@@ -20,7 +20,10 @@ class Teacher3DModule(SegmentationModule):
         init_dim: stem channels.
         conv0_kernel: stem kernel size.
         ignore_index: label without loss or metric.
-        optimizer, scheduler, scheduler_interval: as :class:`SegmentationModule`.
+        optimizer, scheduler, scheduler_interval: as :class:`~indoor_parsing.methods.base.Method`.
+
+    Unlike the 2D methods it declares the base arguments it takes instead of forwarding ``**kwargs``: the base's
+    encoder and class-weighting arguments mean nothing for points, so the CLI does not offer them.
     """
 
     required_keys = ("coords", "feats", "label")
@@ -39,10 +42,9 @@ class Teacher3DModule(SegmentationModule):
         scheduler: LRSchedulerCallable | None = None,
         scheduler_interval: str = "epoch",
     ):
-        super().__init__(num_classes=num_classes, class_names=class_names, arch="MinkUNet", encoder_name="none",
-                         ignore_index=ignore_index, optimizer=optimizer, scheduler=scheduler,
-                         scheduler_interval=scheduler_interval)  # fmt: skip
-        for key in ("arch", "encoder_name", "encoder_weights", "encoder_lr_mult", "class_weighting"):
+        super().__init__(num_classes=num_classes, class_names=class_names, ignore_index=ignore_index,
+                         optimizer=optimizer, scheduler=scheduler, scheduler_interval=scheduler_interval)  # fmt: skip
+        for key in ("encoder_name", "encoder_weights", "encoder_lr_mult", "class_weighting"):
             self.hparams.pop(key, None)  # the base's 2D arguments mean nothing for the teacher
             self._hparams_initial.pop(key, None)
 
@@ -59,13 +61,13 @@ class Teacher3DModule(SegmentationModule):
         logits, _ = self(batch["coords"], batch["feats"])
         return {"ce": F.cross_entropy(logits, batch["label"], ignore_index=self.ignore_index)}
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def validate_training_batch(self, batch: dict) -> None:
         missing = [k for k in self.required_keys if k not in batch]
         if missing:
             raise ValueError(f"Teacher3DModule: batch lacks {missing}; use a point-cloud DataModule")
-        loss = self.losses(batch)["ce"]
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["scene"]))
-        return loss
+
+    def train_batch_size(self, batch: dict) -> int:
+        return len(batch["scene"])
 
     def eval_step(self, batch: dict, stage: str) -> None:
         logits, _ = self(batch["coords"], batch["feats"])
