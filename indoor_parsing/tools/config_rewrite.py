@@ -38,6 +38,35 @@ def _is_synthrooms(class_path: str) -> bool:
     return _is_subclass(class_path, "indoor_parsing.data.synthrooms.SynthRoomsDataModule")
 
 
+def _node(config: dict, dotted: str) -> tuple[bool, object]:
+    node = config
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def has_key(config: dict, dotted: str) -> bool:
+    """Whether the dotted key (``data.init_args.feature_cache``) is set in the tree."""
+    return _node(config, dotted)[0]
+
+
+def get_key(config: dict, dotted: str, default=None):
+    """The value at a dotted key, or ``default`` where the tree does not have it."""
+    found, value = _node(config, dotted)
+    return value if found else default
+
+
+def set_key(config: dict, dotted: str, value) -> None:
+    """Set a dotted key, creating the mappings above it."""
+    *parents, last = dotted.split(".")
+    node = config
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+
+
 def data_blocks(config: dict):
     """Every ``{class_path: indoor_parsing...., init_args: {...}}`` block under ``config["data"]``."""
     for node in _walk(config.get("data", {})):

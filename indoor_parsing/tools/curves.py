@@ -110,32 +110,15 @@ def parse_override(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)  # 300 -> int, [1, 2] -> list, null -> None
 
 
-def _get(config: dict, dotted: str):
-    node = config
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _set(config: dict, dotted: str, value) -> None:
-    *parents, last = dotted.split(".")
-    node = config
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-
-
 def build_config(path: Path, args, run_dir: Path) -> Path:
     """The config at ``--seed``, trained ``--steps`` steps on the CPU and validated every ``--every`` steps."""
     config = cr.load(path)
     for key, value in args.override:
-        _set(config, key, value)
+        cr.set_key(config, key, value)
     cr.set_synthrooms(config, **dict(args.synthrooms))  # every SynthRooms block, however deep the wrappers nest it
-    cache = _get(config, FEATURE_CACHE)
+    cache = cr.get_key(config, FEATURE_CACHE)
     if cache is not None and not (Path(cache) / "manifest.json").is_file():
-        _set(config, FEATURE_CACHE, teacher_features(args))
+        cr.set_key(config, FEATURE_CACHE, teacher_features(args))
     config["seed_everything"] = args.seed
     cr.set_cpu_trainer(config, run_dir, max_steps=args.steps, max_epochs=-1, val_check_interval=args.every,
                        check_val_every_n_epoch=None, num_sanity_val_steps=0, logger=False,

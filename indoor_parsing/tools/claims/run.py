@@ -25,23 +25,6 @@ from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHE
 from indoor_parsing.tools.claims.report import METRICS, git_commit, write_report
 
 
-def _set(config: dict, dotted: str, value) -> None:
-    node = config
-    *parents, last = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-
-
-def _has(config: dict, dotted: str) -> bool:
-    node = config
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return False
-        node = node[key]
-    return True
-
-
 def apply_data_options(config: dict, args) -> None:
     """``--data-seed`` and ``--synthrooms`` on every SynthRooms block (scoped ones on their style's blocks)."""
     if args.data_seed is not None:
@@ -59,10 +42,10 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     config = cr.load(args.configs / arm_config)
     apply_data_options(config, args)
     for key, value in overrides.items():
-        _set(config, key, value)
+        cr.set_key(config, key, value)
     for key, value in where_present.items():
-        if _has(config, key):
-            _set(config, key, value)
+        if cr.has_key(config, key):
+            cr.set_key(config, key, value)
     config["seed_everything"] = seed
     cr.set_cpu_trainer(config, run_dir, max_steps=steps, max_epochs=-1, logger=False, enable_progress_bar=False,
                        limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
