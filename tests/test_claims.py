@@ -130,4 +130,4 @@ def test_scoped_synthrooms_options_reach_only_their_style(tmp_path):
     args = claims_run.parse_args(["--out", str(tmp_path), "--data-seed", "7", "--synthrooms", "target:style=x.yaml"])
     config = claims_run._config("s4net_resnet18_synthrooms.yaml", {}, 0, 1, tmp_path, args, {})
     source, target = (config["data"]["init_args"][k]["init_args"] for k in ("source", "target"))
-    assert (source["style"], target["style"], source["seed"], target["seed"]) == ("source", "x.yaml", 7, 7)
+    assert (source["style"], target["style"], source["seed"], target["seed"]) == ("source_v2", "x.yaml", 7, 7)

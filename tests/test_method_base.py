@@ -20,6 +20,18 @@ def test_baseline_architectures(arch):
     check_odd_sizes(module, 5)
 
 
+def test_arch_kwargs_reach_the_smp_network(tmp_path):
+    """``arch_kwargs`` (the demo's narrower decoder) builds that decoder and survives a checkpoint round trip."""
+    narrow = SegmentationModule(num_classes=5, arch_kwargs={"decoder_channels": [32, 16, 8, 8, 4]})
+    default = SegmentationModule(num_classes=5)
+    head = narrow.model.net.segmentation_head[0]
+    assert (head.in_channels, default.model.net.segmentation_head[0].in_channels) == (4, 16)
+    n = sum(p.numel() for p in narrow.parameters())
+    assert n < sum(p.numel() for p in default.parameters())
+    check_forward_backward(narrow, make_batch(2, 64, 64, K=5))
+    check_checkpoint_round_trip(narrow, SegmentationModule, tmp_path)
+
+
 def test_checkpoint_round_trip(tmp_path):
     module = SegmentationModule(num_classes=4, class_names=list("abcd"))
     check_checkpoint_round_trip(module, SegmentationModule, tmp_path)

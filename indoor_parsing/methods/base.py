@@ -286,12 +286,15 @@ class SegmentationModule(Method):
 
     Args:
         arch: smp architecture (``Unet``, ``FPN``, ``PSPNet``, ``DeepLabV3Plus``, ...).
+        arch_kwargs: further arguments of that architecture (e.g. ``decoder_channels``); None: smp's defaults.
         **kwargs: see :class:`Method`.
     """
 
-    def __init__(self, arch: str = "Unet", **kwargs):
+    def __init__(self, arch: str = "Unet", arch_kwargs: dict | None = None, **kwargs):
         super().__init__(**kwargs)  # saves ``arch`` with the other hyper-parameters before build_model reads it
 
     def build_model(self) -> nn.Module:
         hp = self.hparams
-        return SmpSegmenter(hp.arch, hp.encoder_name, hp.encoder_weights, hp.num_classes)
+        return SmpSegmenter(
+            hp.arch, hp.encoder_name, hp.encoder_weights, hp.num_classes, arch_kwargs=hp.get("arch_kwargs")
+        )

@@ -16,18 +16,26 @@ class SmpSegmenter(nn.Module):
         encoder_weights: pretrained weights or None.
         num_classes: K.
         in_channels: input channels.
+        arch_kwargs: further keyword arguments of the smp architecture, e.g. ``{"decoder_channels": [128, 64, 32,
+            16, 8]}`` for a narrower Unet decoder.
 
     Shape:
         (B, in_channels, H, W) -> {"logits": (B, K, H, W)}.
     """
 
     def __init__(
-        self, arch: str, encoder_name: str, encoder_weights: str | None, num_classes: int, in_channels: int = 3
+        self,
+        arch: str,
+        encoder_name: str,
+        encoder_weights: str | None,
+        num_classes: int,
+        in_channels: int = 3,
+        arch_kwargs: dict | None = None,
     ):
         super().__init__()
         self.net = smp.create_model(
             arch, encoder_name=encoder_name, encoder_weights=encoder_weights, classes=num_classes,
-            in_channels=in_channels,
+            in_channels=in_channels, **(arch_kwargs or {}),
         )  # fmt: skip
         self.stride = 32
 

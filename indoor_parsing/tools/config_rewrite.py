@@ -123,10 +123,16 @@ def dump(config: dict, path: Path) -> Path:
     return path
 
 
+def style_role(style: str) -> str:
+    """``source`` / ``target`` for the built-in styles of either generator version, else the style itself."""
+    return {"source_v2": "source", "target_v2": "target"}.get(style, style)
+
+
 def set_synthrooms_of_style(config: dict, of_style: str, /, **settings) -> None:
-    """Override generation settings of the SynthRooms blocks whose configured ``style`` is ``of_style``."""
+    """Override generation settings of the SynthRooms blocks whose configured ``style`` is ``of_style`` (``source``
+    and ``target`` also name their version-2 styles)."""
     for cls, args in data_blocks(config):
-        if _is_synthrooms(cls) and args.get("style", "source") == of_style:
+        if _is_synthrooms(cls) and style_role(args.get("style", "source")) == style_role(of_style):
             args.update(settings)
             args.pop("root", None)
 

@@ -137,7 +137,7 @@ GEOAWARE_DEPTH = Comparison(
 )  # fmt: skip
 
 PSP, DN, BN = "PSPNet", "3D-to-2D paired (DN)", "3D-to-2D paired (BN)"
-TARGET = {TARGET_ROOMS: {"style": "target"}}
+TARGET = {TARGET_ROOMS: {"style": "target_v2"}}
 DISTILL3D = Comparison(
     "Distill3D paired", "Liu et al. 2021, Tables 2, 7, 8", baseline=PSP,
     arms=(
@@ -166,7 +166,7 @@ PSP_T = "PSPNet (target-style 2D)"
 UNPAIRED = Comparison(
     "Distill3D unpaired", "Liu et al. 2021, Tables 6, 7", baseline=PSP_T,
     arms=(
-        Arm(PSP_T, "pspnet_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS, {"data.init_args.style": "target"}),
+        Arm(PSP_T, "pspnet_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS, {"data.init_args.style": "target_v2"}),
         Arm("3D-to-2D unpaired (SAAL)", "distill3d_unpaired_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS),
         Arm("unpaired, shared D", "distill3d_unpaired_shared_d_resnet18_synthrooms.yaml", DISTILL3D_UNPAIRED_STEPS),
     ),

@@ -83,8 +83,9 @@ def _fit_and_test(config: dict, run_dir: Path, arm: Arm, args) -> tuple[dict, di
         for name, settings in arm.extra_evals.items():
             block = yaml.safe_load(yaml.safe_dump(config["data"]))
             cr.set_synthrooms({"data": block}, **settings)
-            if "style" in settings and settings["style"] in args.synthrooms:
-                cr.set_synthrooms({"data": block}, **args.synthrooms[settings["style"]])
+            role = cr.style_role(settings.get("style", ""))
+            if role in args.synthrooms:  # a scoped option (target:KEY=VALUE) also reaches the extra target rooms
+                cr.set_synthrooms({"data": block}, **args.synthrooms[role])
             run.trainer.test(run.model, datamodule=cr.instantiate(block), verbose=False)
             results.update(_results(run.model, prefix=name))
     settings = {k: v for k, v in getattr(run.datamodule, "manifest", {}).items() if k in ("settings", "dataset")}
