@@ -19,7 +19,7 @@ def shrink_config(path: Path, out_dir: Path, real_roots: dict[str, Path] | None 
         if "max_points" in args:
             args["max_points"] = 5000
     cr.without_pretrained_weights(config)
-    cr.set_cpu_trainer(config, out_dir / "run")
+    cr.set_cpu_trainer(config, out_dir / "run", check_val_every_n_epoch=1)  # smoke runs are 1-2 epochs
     config["checkpoint"]["dirpath"] = str(out_dir / "ckpt")
     cache = build_smoke_cache(config, out_dir / "feature_cache")  # Distill3D: a cache from a random teacher
     if cache:

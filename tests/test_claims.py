@@ -105,6 +105,24 @@ def test_tiny_plan_end_to_end_with_extra_evaluation_and_resume(tiny):
     assert changed["fingerprint"] != record["fingerprint"] and changed["data_options"] == "--data-seed 1"
 
 
+def test_equal_training_in_another_comparison_is_reused_not_retrained(tiny, monkeypatch):
+    tmp_path, configs, comp = tiny
+    runner = claims_run.Runner(_args(tmp_path, configs))
+    cfg = comp.arms[0].config
+    one = Comparison("One", "-", "a", (Arm("a", cfg, 2),), claims=())
+    twin = Comparison("Twin", "-", "same", (Arm("same", cfg, 2), Arm("other", cfg, 1)), claims=())
+    first = runner.arm(one, one.arms[0], 0)
+    trained = []
+    real = claims_run._fit_and_test
+    monkeypatch.setattr(claims_run, "_fit_and_test", lambda *a: trained.append(a[2].name) or real(*a))
+    reused = runner.arm(twin, twin.arms[0], 0)
+    assert trained == [] and reused["reused_from"] == "One__a__seed0"
+    assert (reused["comparison"], reused["arm"], reused["results"]) == ("Twin", "same", first["results"])
+    assert (tmp_path / "out" / "records" / "Twin__same__seed0.json").is_file()
+    runner.arm(twin, twin.arms[1], 0)  # other settings (1 step): trained
+    assert trained == ["other"]
+
+
 def test_commit_commits_only_the_record(tiny):
     tmp_path, configs, comp = tiny
     git = ["git", "-C", str(tmp_path)]

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import lightning as L
@@ -129,10 +128,11 @@ def build_config(path: Path, args, run_dir: Path) -> Path:
 
 def teacher_features(args) -> str:
     """The Distill3D feature cache, from the claims check's teacher (fitted and extracted once under --teacher-out)."""
-    from indoor_parsing.tools.claims.run import prepare_teacher
+    from indoor_parsing.tools.claims.run import Runner, parse_args
 
-    extra, _ = prepare_teacher(Namespace(out=args.teacher_out or args.out, budget=1.0, accelerator="cpu"))
-    return extra[FEATURE_CACHE]
+    out = Path(args.teacher_out or args.out)
+    Runner(parse_args(["--out", str(out), "--accelerator", "cpu"])).prepare_teacher()
+    return str(out / "runs" / "teacher3d_features")
 
 
 def train(config_path: Path, on_point) -> None:

@@ -17,9 +17,11 @@ def run_name(comparison: str, arm: str, seed: int) -> str:
     return f"{comparison}__{arm}__seed{seed}".replace(" ", "_").replace("/", "-").replace("%", "pct")
 
 
-def fingerprint(settings: dict, out: Path) -> str:
-    """Hash of ``settings`` with paths under ``out`` written relative to it (moving ``--out`` keeps records)."""
+def fingerprint(settings: dict, out: Path, run_dir: Path | None = None) -> str:
+    """Hash of ``settings`` with paths under ``out`` written relative to it (moving ``--out`` keeps records) and the
+    run's own folder ``run_dir`` left out (two arms of equal settings in different comparisons hash the same)."""
     prefixes = sorted({str(Path(out)), str(Path(out).resolve())}, key=len, reverse=True)
+    own = sorted({str(Path(run_dir)), str(Path(run_dir).resolve())}, key=len, reverse=True) if run_dir else []
 
     def norm(node):
         if isinstance(node, dict):
@@ -27,6 +29,8 @@ def fingerprint(settings: dict, out: Path) -> str:
         if isinstance(node, list | tuple):
             return [norm(v) for v in node]
         if isinstance(node, str):
+            for p in own:
+                node = node.replace(p, "<run>")
             for p in prefixes:
                 node = node.replace(p, "<out>")
             if Path(node).is_file() and Path(node).stat().st_size < 1 << 20:  # a style file: its content counts
@@ -45,6 +49,15 @@ def load(path: Path, expected: str) -> dict | None:
         print(f"{path}: made with other settings; training again")
         return None
     return record
+
+
+def find_equal(folder: Path, expected: str, exclude: Path) -> dict | None:
+    """A record under ``folder`` (other than ``exclude``) made with the settings whose fingerprint is ``expected``:
+    the same training in another comparison, whose results can be reused."""
+    for other in sorted(Path(folder).glob("*.json")):
+        if other != exclude and read_json(other).get("fingerprint") == expected:
+            return {**read_json(other), "reused_from": other.stem}
+    return None
 
 
 def save(path: Path, record: dict, commit: bool, message: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from indoor_parsing.io import atomic_path, write_text
+from indoor_parsing.tools.claims.plan import BUDGET_NOTE
 from indoor_parsing.tools.claims.stats import mde, paired, welch
 
 METRICS = ("pixel_acc", "mean_acc", "mIoU", "fwIoU")
@@ -220,6 +221,8 @@ def write_report(
         "of training steps (S4-Net's adaptation arms all start from the same source-stage weights of their seed); "
         "the final weights are tested (no checkpoint selection). The SynthRooms generation settings were fixed in "
         "the configs before this ran and were not tuned for any method.",
+        "",
+        BUDGET_NOTE,
         "",
     ]
     for comp in comps:

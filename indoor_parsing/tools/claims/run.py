@@ -123,8 +123,13 @@ class Runner:
         is_source = any(a.init_from == arm.name for a in comp.arms)
         config = _config(arm.config, overrides, seed, steps, run_dir, args, extra if comp.needs_teacher else {},
                          save_last=is_source)  # fmt: skip
-        fp = rec.fingerprint({"config": config, "evals": arm.extra_evals, **upstream}, args.out)
+        fp = rec.fingerprint({"config": config, "evals": arm.extra_evals, **upstream}, args.out, run_dir)
         record = None if force else rec.load(path, fp)
+        if record is None and not force and not is_source:  # trained already for another comparison
+            record = rec.find_equal(path.parent, fp, exclude=path)
+            if record is not None:
+                record.update({"comparison": comp.name, "arm": arm.name})
+                rec.save(path, record, args.commit, f"claims: {comp.name} / {arm.name} seed {seed} (reused)")
         if record is None:
             if arm.init_from is not None and not Path(overrides[arm.init_key]).is_file():
                 self.arm(comp, src, seed, force=True)  # its record is kept, its checkpoint is not
