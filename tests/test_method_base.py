@@ -32,6 +32,23 @@ def test_arch_kwargs_reach_the_smp_network(tmp_path):
     check_checkpoint_round_trip(narrow, SegmentationModule, tmp_path)
 
 
+def test_step_fraction_schedule_decays_at_its_fraction_of_any_run_length():
+    from indoor_parsing.training.schedulers import StepFractionLR
+
+    for total in (40, 800):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched = StepFractionLR(opt, milestones=(0.5, 0.75), gamma=0.1, total_steps=total)
+        lrs = []
+        for _ in range(total):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert lrs[total // 2 - 1] == 1.0 and lrs[total // 2] == pytest.approx(0.1)
+        assert lrs[3 * total // 4 - 1] == pytest.approx(0.1) and lrs[-1] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="ascending fractions"):
+        StepFractionLR(opt, milestones=(0.8, 0.5))
+
+
 def test_checkpoint_round_trip(tmp_path):
     module = SegmentationModule(num_classes=4, class_names=list("abcd"))
     check_checkpoint_round_trip(module, SegmentationModule, tmp_path)

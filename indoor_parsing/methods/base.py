@@ -14,7 +14,7 @@ from indoor_parsing.losses import cross_entropy, median_frequency_weights
 from indoor_parsing.metrics.segmentation import SUMMARY_KEYS, SegmentationMetrics
 from indoor_parsing.models.baseline import SmpSegmenter
 from indoor_parsing.training.distributed import broadcast_module
-from indoor_parsing.training.schedulers import PolyLR
+from indoor_parsing.training.schedulers import PolyLR, StepFractionLR
 
 STAGES = ("val", "test")
 
@@ -245,7 +245,7 @@ class Method(L.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        if isinstance(scheduler, PolyLR) and scheduler.total_steps is None:
+        if isinstance(scheduler, PolyLR | StepFractionLR) and scheduler.total_steps is None:
             scheduler.total_steps = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}  # fmt: skip
