@@ -22,14 +22,12 @@ TEACHER_STEPS = 1200
 BUDGET_NOTE = (
     "Budgets come from the learning curves (docs/curves/README.md, 96x128, version-2 rooms): 800 steps per arm "
     "(S4-Net: an 800-step source stage, then 240 adaptation steps); the 3D teacher trains 1200 steps, once. "
-    "On the curves (1000-step schedules) the baselines stand at 22-28 % val mIoU after 800 steps (Unet 27.9, "
-    "PSPNet 24.7, GeoAware 22.9) and are still rising; an 800-step schedule anneals fully, so its end is a little "
-    "higher. 600 steps would leave them near 22 %. GeoAware's curve, which levelled off near 23 %, was measured "
-    "with an epoch-based step decay that stalled long runs (now one decay at 3/4 of the run). S4-Net's "
-    "target-room validation stays at 6-9 % at every step of its curve (source-style training, target-style "
-    "rooms), so that baseline may stay below 25 % at any budget we can afford. The whole check (5 seeds) needs "
-    "about 10 hours of our 2-core CPU, more than the 6 hours asked for. The arms are compared before "
-    "convergence, at equal steps."
+    "On the curves (1000-step schedules) the baselines stand at 25-28 % val mIoU after 800 steps (Unet 27.9, "
+    "PSPNet 24.7, GeoAware full model 26.0) and are still rising; an 800-step schedule anneals fully, so its end "
+    "is a little higher. 600 steps would leave them near 22 %. S4-Net's target-room validation stays at 6-9 % at "
+    "every step of its curve (source-style training, target-style rooms), so that baseline may stay below 25 % at "
+    "any budget we can afford. The whole check (5 seeds) needs about 10 hours of our 2-core CPU, more than the 6 "
+    "hours asked for. The arms are compared before convergence, at equal steps."
 )
 TEACHER_CONFIG = "teacher3d_synthrooms.yaml"
 TARGET_ROOMS = "target-style rooms"  # Table 8's extra evaluation set
