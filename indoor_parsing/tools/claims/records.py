@@ -55,8 +55,9 @@ def find_equal(folder: Path, expected: str, exclude: Path) -> dict | None:
     """A record under ``folder`` (other than ``exclude``) made with the settings whose fingerprint is ``expected``:
     the same training in another comparison, whose results can be reused."""
     for other in sorted(Path(folder).glob("*.json")):
-        if other != exclude and read_json(other).get("fingerprint") == expected:
-            return {**read_json(other), "reused_from": other.stem}
+        record = read_json(other) if other != exclude else {}
+        if record.get("fingerprint") == expected:
+            return {**record, "reused_from": other.stem}
     return None
 
 
