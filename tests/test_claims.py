@@ -149,3 +149,26 @@ def test_scoped_synthrooms_options_reach_only_their_style(tmp_path):
     config = claims_run._config("s4net_resnet18_synthrooms.yaml", {}, 0, 1, tmp_path, args, {})
     source, target = (config["data"]["init_args"][k]["init_args"] for k in ("source", "target"))
     assert (source["style"], target["style"], source["seed"], target["seed"]) == ("source_v2", "x.yaml", 7, 7)
+
+
+def test_seed_rounds_add_seeds_only_where_a_claim_is_underpowered(tmp_path, monkeypatch):
+    """Every comparison gets the first --min-seeds seeds; only an underpowered one gets the rest of --seeds."""
+    clear = Comparison("Clear", "-", "a", (Arm("a", "x.yaml", 1), Arm("b", "x.yaml", 1)),
+                       claims=(Claim("b", "a", PaperGain("T", 30.0, 36.0)),))  # fmt: skip
+    noisy = Comparison("Noisy", "-", "a", (Arm("a", "x.yaml", 1), Arm("b", "x.yaml", 1)),
+                       claims=(Claim("b", "a", PaperGain("T", 30.0, 30.3)),))  # fmt: skip
+    wobble = (0.0, 0.004, -0.003, 0.002, -0.001)
+
+    def fake_arm(self, comp, arm, seed, force=False):
+        miou = 0.30 + (0.06 if arm.name == "b" else 0.0) + wobble[seed] * (1 if arm.name == "b" else -1)
+        return _record(arm.name, seed, miou, comparison=comp.name)
+
+    monkeypatch.setattr(claims_run.Runner, "arm", fake_arm)
+    args = claims_run.parse_args(["--out", str(tmp_path), "--seeds", "0", "1", "2", "3", "4", "--accelerator", "cpu"])
+    md = claims_run.run_plan([clear, noisy], args)[0].read_text()
+    rows = list(csv.DictReader((tmp_path / "claims.csv").open()))
+    seeds = {c: sorted({int(r["seed"]) for r in rows if r["comparison"] == c}) for c in ("Clear", "Noisy")}
+    # Clear: a 6-point effect, MDE about 2.5 points < the paper's +20 % of 30 (6 points): 3 seeds suffice.
+    # Noisy: the paper's +1 % of 30 (0.3 points) is below any MDE here: all 5 seeds.
+    assert seeds == {"Clear": [0, 1, 2], "Noisy": [0, 1, 2, 3, 4]}
+    assert "| b > a | test | [0, 1, 2, 3, 4] |" in md and "| b > a | test | [0, 1, 2] |" in md
