@@ -172,3 +172,15 @@ def test_seed_rounds_add_seeds_only_where_a_claim_is_underpowered(tmp_path, monk
     # Noisy: the paper's +1 % of 30 (0.3 points) is below any MDE here: all 5 seeds.
     assert seeds == {"Clear": [0, 1, 2], "Noisy": [0, 1, 2, 3, 4]}
     assert "| b > a | test | [0, 1, 2, 3, 4] |" in md and "| b > a | test | [0, 1, 2] |" in md
+
+
+def test_report_only_reports_the_records_made_and_trains_nothing(tiny, monkeypatch):
+    tmp_path, configs, comp = tiny
+    claims_run.run_plan([comp], _args(tmp_path, configs))  # seed 0 of both arms
+    monkeypatch.setattr(claims_run, "_fit_and_test", lambda *a: pytest.fail("--report-only trained"))
+    md = claims_run.run_plan([comp], _args(tmp_path, configs, "--seeds", "0", "1", "--report-only"))[0].read_text()
+    rows = list(csv.DictReader((tmp_path / "out" / "claims.csv").open()))
+    assert sorted({(r["arm"], r["seed"]) for r in rows}) == [("Unet", "0"), ("Unet longer", "0")]
+    assert "| Unet longer > Unet | test | [0] |" in md
+    with pytest.raises(SystemExit, match="no record matches"):
+        claims_run.run_plan([comp], _args(tmp_path, configs, "--data-seed", "5", "--report-only"))

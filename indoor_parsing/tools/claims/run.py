@@ -2,6 +2,7 @@
 
     indoor-parsing claims --out docs/claims --seeds 0 1 2 3 4 --min-seeds 3 --budget 1.0 [--commit]
     indoor-parsing claims --data-seed 3 --synthrooms target:style=path/to/style.yaml
+    indoor-parsing claims --report-only        # the report of the records made so far (a run still under way)
 
 Every finished run's record is a small JSON under ``<out>/records`` (checkpoints and work folders under
 ``<out>/runs``, not committed); a re-run skips runs whose record was made with the same settings, so a killed
@@ -130,6 +131,8 @@ class Runner:
             if record is not None:
                 record.update({"comparison": comp.name, "arm": arm.name})
                 rec.save(path, record, args.commit, f"claims: {comp.name} / {arm.name} seed {seed} (reused)")
+        if record is None and args.report_only:
+            return None  # not run yet: left out of the report
         if record is None:
             if arm.init_from is not None and not Path(overrides[arm.init_key]).is_file():
                 self.arm(comp, src, seed, force=True)  # its record is kept, its checkpoint is not
@@ -205,6 +208,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
     p.add_argument("--data-seed", type=int, default=None, help="SynthRooms generation seed of every data block")
     p.add_argument("--synthrooms", dest="synthrooms_raw", nargs="*", default=[], metavar="[STYLE:]KEY=VALUE")
+    p.add_argument("--report-only", action="store_true", help="write the report from the records there, train nothing")
     p.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
     return p
 
@@ -227,18 +231,29 @@ def run_plan(comparisons, args) -> list[Path]:
     runner, done = Runner(args), {}
     comps = [c for c in comparisons if not args.only or c.name in args.only]
     first, rest = args.seeds[: args.min_seeds], args.seeds[args.min_seeds :]
+
+    def run_seed(comp, seed):  # --report-only: the records there are (a stage's missing record ends its seed)
+        done[(comp.name, seed)] = []
+        for arm in comp.arms:
+            record = runner.arm(comp, arm, seed)
+            if record is None:
+                break
+            done[(comp.name, seed)].append(record)
+
     for seed in first:
         for comp in comps:
-            done[(comp.name, seed)] = [runner.arm(comp, arm, seed) for arm in comp.arms]
+            run_seed(comp, seed)
     for comp in comps:
         for seed in rest:
             so_far = [r for (name, _), rs in done.items() if name == comp.name for r in rs]
-            if not underpowered(so_far, comp):
+            if not underpowered(so_far, comp) and not args.report_only:
                 print(f"{comp.name}: every claim detectable at seeds {sorted({r['seed'] for r in so_far})}; "
                       f"seed {seed} not run")  # fmt: skip
                 break
-            done[(comp.name, seed)] = [runner.arm(comp, arm, seed) for arm in comp.arms]
+            run_seed(comp, seed)
     records = [r for rs in done.values() for r in rs]
+    if not records:
+        raise SystemExit(f"{args.out / 'records'}: no record matches the current settings; nothing to report")
     seeds = sorted({r["seed"] for r in records})
     teacher = runner.teacher
     if teacher is None and (args.out / "records" / "teacher3d.json").is_file():
