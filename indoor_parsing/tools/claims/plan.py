@@ -27,7 +27,7 @@ BUDGET_NOTE = (
     "is a little higher. 600 steps would leave them near 22 %. S4-Net's target-room validation stays at 6-9 % at "
     "every step of its curve (source-style training, target-style rooms), so that baseline may stay below 25 % at "
     "any budget we can afford. The whole check (5 seeds) needs about 10 hours of our 2-core CPU, more than the 6 "
-    "hours asked for; seed rounds run 3 seeds everywhere and seeds 4-5 only where a claim is underpowered. "
+    "hours asked for; seed rounds run 3 seeds everywhere and the 4th and 5th only where a claim is underpowered. "
     "At this budget the networks underfit: the SynthRooms rows train without augmentation, the PSPNet rows with "
     "median-frequency class weights. GeoAware's sem-only row learns slower than the Unet (a probe: 18.4 % val mIoU "
     "after 800 steps), so its baseline is expected below 25 %. The arms are compared before convergence, at equal "
