@@ -184,3 +184,29 @@ def test_report_only_reports_the_records_made_and_trains_nothing(tiny, monkeypat
     assert "| Unet longer > Unet | test | [0] |" in md
     with pytest.raises(SystemExit, match="no record matches"):
         claims_run.run_plan([comp], _args(tmp_path, configs, "--data-seed", "5", "--report-only"))
+
+
+def test_teacher_weights_are_kept_slim_and_spare_a_refit(tmp_path, monkeypatch):
+    import torch
+
+    from indoor_parsing.io import write_json
+
+    full = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(3)}, "hyper_parameters": {"a": 1}, "optimizer_states": [1] * 1000,
+                "loops": {}, "pytorch-lightning_version": "2"}, full)  # fmt: skip
+    args = claims_run.parse_args(["--out", str(tmp_path / "out"), "--accelerator", "cpu"])
+    runner = claims_run.Runner(args)
+    weights = args.out / claims_run.TEACHER_WEIGHTS
+    sha = claims_run.keep_weights(full, weights)
+    kept = torch.load(weights, weights_only=False)
+    assert set(kept) == {"state_dict", "hyper_parameters", "pytorch-lightning_version"}
+    assert torch.equal(kept["state_dict"]["w"], torch.ones(3))
+    record = {"config": "teacher3d_synthrooms.yaml", "fingerprint": runner.teacher_fingerprint(), "weights_sha256": sha}
+    write_json(args.out / "records" / "teacher3d.json", record)
+    extracted = []
+    monkeypatch.setattr(claims_run.Runner, "_extract", lambda self, ckpt: extracted.append(ckpt) or 1.0)
+    monkeypatch.setattr("indoor_parsing.cli.cli", lambda *a: pytest.fail("refitted a teacher whose weights exist"))
+    assert runner.prepare_teacher()["fingerprint"] == record["fingerprint"] and extracted == [weights]
+    weights.write_bytes(b"other weights")  # not the recorded ones: fitted again
+    with pytest.raises(pytest.fail.Exception, match="refitted"):
+        claims_run.Runner(args).prepare_teacher()
