@@ -162,7 +162,7 @@ def _table(summary: dict, per_seed: dict, comp) -> tuple[str, list[str]]:
             g = claim.paper
             gain = f"{g.points:+.1f} ({100 * g.relative:+.1f} %; {g.table}{'' if g.verified else ', unverified'})"
         if c.underpowered:
-            flags.append("**MDE exceeds the paper's gain: underpowered**")
+            flags.append("**MDE exceeds the paper's gain: underpowered**" if np.isfinite(m) else "MDE needs 2+ seeds")
         if base < 25.0:
             flags.append("**baseline below 25 % mIoU**")
         verdict = _verdict(d, p, c.test)
