@@ -20,13 +20,12 @@ import torch
 import yaml
 
 from indoor_parsing.distill.extract import file_sha256
-from indoor_parsing.io import atomic_path, read_json
+from indoor_parsing.io import read_json
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import records as rec
 from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
 from indoor_parsing.tools.claims.report import METRICS, git_commit, underpowered, write_report
-
-TEACHER_WEIGHTS = "teacher3d.ckpt"  # under --out: the fitted teacher's weights, committed
+from indoor_parsing.tools.claims.weights import TEACHER_WEIGHTS, keep_weights
 
 
 def apply_data_options(config: dict, args) -> None:
@@ -202,17 +201,6 @@ class Runner:
         start = time.time()
         extract.main(["--config", str(config), "--teacher", str(ckpt), "--out", str(self._features)])
         return round(time.time() - start, 1)
-
-
-def keep_weights(ckpt: Path, out: Path) -> str:
-    """A Lightning checkpoint without optimiser, scheduler and loop state (loadable by ``load_from_checkpoint``),
-    written atomically to ``out``; returns its sha256."""
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    keep = {k: state[k] for k in ("state_dict", "hyper_parameters", "pytorch-lightning_version") if k in state}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out) as tmp:
-        torch.save(keep, tmp)
-    return file_sha256(out)
 
 
 def parse_synthrooms(items: list[str]) -> dict:
