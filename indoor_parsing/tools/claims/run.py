@@ -158,14 +158,13 @@ class Runner:
         from indoor_parsing.cli import cli
 
         args = self.args
-        teacher_dir = args.out / "runs" / "teacher3d"
-        ckpt, path, weights = teacher_dir / "ckpt" / "last.ckpt", args.out / "records" / "teacher3d.json", None
+        teacher_dir, weights = args.out / "runs" / "teacher3d", args.out / TEACHER_WEIGHTS
+        ckpt, path = teacher_dir / "ckpt" / "last.ckpt", args.out / "records" / "teacher3d.json"
         fp = self.teacher_fingerprint()
         record = rec.load(path, fp)
         if record is not None and ckpt.is_file() and (self._features / "manifest.json").is_file():
             self.teacher = record
             return record
-        weights = args.out / TEACHER_WEIGHTS
         if record is not None and weights.is_file() and file_sha256(weights) == record.get("weights_sha256"):
             print(f"{weights}: the fitted teacher's weights; extracting its features only")
             record["extract_seconds"] = self._extract(weights)
