@@ -42,10 +42,10 @@ def blend(t: float) -> Style:
     return Style.from_dict({**d, "name": f"blend{t:g}", "class_materials": s["class_materials"]})
 
 
-def score(model, style: str, rooms: int) -> dict:
+def score(model, style: str, rooms: int, seed: int = 0) -> dict:
     k = model.hparams.num_classes
     dm = SynthRoomsDataModule(num_scenes=rooms, sequences=["scan1"], frames_per_sequence=20, height=96, width=128,
-                              style=style, seed=0, split=[0, 0, rooms], class_set="synthrooms", batch_size=8,
+                              style=style, seed=seed, split=[0, 0, rooms], class_set="synthrooms", batch_size=8,
                               num_workers=0)  # fmt: skip
     dm.prepare_data()
     dm.setup("test")
@@ -65,6 +65,12 @@ def main() -> None:
     p.add_argument("checkpoint")
     p.add_argument("--blends", type=float, nargs="+", default=[0.0, 0.2, 0.3, 0.4, 0.5, 1.0])
     p.add_argument("--rooms", type=int, default=10)
+    p.add_argument(
+        "--room-seed",
+        type=int,
+        default=0,
+        help="generation seed of the scored rooms (not 0: rooms other than the claims' target room, seed 0 scene 0)",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)  # a probe beside a training run: one core
     model = S4NetModule.load_from_checkpoint(args.checkpoint, map_location="cpu").eval()
@@ -72,7 +78,7 @@ def main() -> None:
         for t in args.blends:
             named = {0.0: "source_v2", 1.0: "target_v2"}
             style = named.get(t) or str(save_style(blend(t), Path(tmp) / f"b{t:g}.yaml"))
-            print(json.dumps({"blend": t, **score(model, style, args.rooms)}), flush=True)
+            print(json.dumps({"blend": t, **score(model, style, args.rooms, args.room_seed)}), flush=True)
 
 
 if __name__ == "__main__":
