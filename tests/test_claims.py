@@ -61,6 +61,15 @@ def test_report_flags_underpowered_claims_and_low_baselines(tmp_path):
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_names_each_arms_seeds_when_they_differ(tmp_path):
+    """A run stopped mid-round leaves arms at different seed counts: the row must not print their union."""
+    records = [_record("sem-only (plain CE)", s, 0.10 + 0.01 * s) for s in range(3)]
+    records += [_record("GeoAware (full)", s, 0.30 + 0.01 * s) for s in range(4)]
+    md = write_report(records, tmp_path, seeds=[0, 1, 2, 3], budget=1.0, commit="abc", data_options="")[0].read_text()
+    row = md.split("| GeoAware (full) > sem-only (plain CE) | test | ")[1].split("\n")[0]
+    assert row.startswith("GeoAware (full) [0, 1, 2, 3], sem-only (plain CE) [0, 1, 2] |")
+
+
 def test_plan_covers_the_papers_tables_and_table8_is_an_extra_evaluation():
     names = {c.name for c in COMPARISONS}
     assert {"GeoAware", "GeoAware partial depth", "Distill3D paired", "Distill3D unpaired", "S4-Net"} <= names

@@ -100,7 +100,7 @@ class ClaimStat:
     df: float
     test: str
     mde: float
-    seeds: list
+    seeds: str  # as printed
     baseline_miou: float
     expected: float
 
@@ -118,8 +118,10 @@ def claim_stats(summary: dict, per_seed: dict, comp) -> list[ClaimStat]:
         for eval_set in sorted(shared if claim.eval_sets is None else shared & set(claim.eval_sets)):
             a, b = (comp.name, claim.better, eval_set), (comp.name, claim.worse, eval_set)
             d, se, p, df, test = _delta(per_seed, a, b, comp.paired_seeds)
-            seeds = sorted(set(per_seed[a]) & set(per_seed[b])) if comp.paired_seeds else sorted(
-                set(per_seed[a]) | set(per_seed[b]))  # fmt: skip
+            sa, sb = sorted(per_seed[a]), sorted(per_seed[b])
+            # The seeds the test used: the shared ones when paired; else each arm's own, named when they differ.
+            seeds = (str(sorted(set(sa) & set(sb))) if comp.paired_seeds or sa == sb
+                     else f"{claim.better} {sa}, {claim.worse} {sb}")  # fmt: skip
             base = summary[b]["mIoU"][0]
             expected = claim.paper.relative * base if claim.paper is not None else float("nan")
             out.append(ClaimStat(claim, eval_set, d, se, p, df, test, mde(se, df), seeds, base, expected))
