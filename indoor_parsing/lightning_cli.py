@@ -60,8 +60,11 @@ class IndoorCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
         parser.add_lightning_class_args(BestAndLastCheckpoint, "checkpoint")
+        # A new fit into a run folder replaces its best.ckpt / last.ckpt: with Lightning's version counter the rerun
+        # wrote best-v1.ckpt, and `test --ckpt_path .../best.ckpt` (the README's, `make demo`'s) silently scored the
+        # previous run's weights.
         parser.set_defaults({"checkpoint.monitor": "val/mIoU", "checkpoint.mode": "max", "checkpoint.save_last": True,
-                             "checkpoint.filename": "best"})  # fmt: skip
+                             "checkpoint.filename": "best", "checkpoint.enable_version_counter": False})  # fmt: skip
         parser.add_lightning_class_args(MetricsReport, "report")
         parser.add_lightning_class_args(PredictionWriter, "predictions")
 

@@ -4,6 +4,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 
 from indoor_parsing.cli import STAGES, TOOLS, cli, main
 from indoor_parsing.methods.geoaware import GeoAwareModule
@@ -63,6 +64,17 @@ def test_checkpoints_follow_the_run_folder(config, tmp_path):
     cli(["fit", "--config", str(config), f"--trainer.default_root_dir={tmp_path / 'b'}", "--checkpoint.dirpath",
          str(explicit), *FAST])  # fmt: skip
     assert (explicit / "last.ckpt").is_file() and not (tmp_path / "b" / "checkpoints").exists()
+
+
+def test_a_second_fit_into_the_same_folder_replaces_its_checkpoints(config, tmp_path):
+    folder = f"--trainer.default_root_dir={tmp_path / 'run'}"
+    cli(["fit", "--config", str(config), folder, "--seed_everything=0", *FAST])
+    second = cli(["fit", "--config", str(config), folder, "--seed_everything=1", *FAST])
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt"))
+    assert ckpts == ["best.ckpt", "last.ckpt"]  # no best-v1.ckpt beside a stale best.ckpt
+    best = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    for key, value in second.model.state_dict().items():  # one epoch: the best is the second run's final state
+        torch.testing.assert_close(best[key], value, rtol=0, atol=0, msg=key)
 
 
 def test_no_shipped_config_pins_the_checkpoint_folder():
