@@ -125,7 +125,7 @@ def dump(config: dict, path: Path) -> Path:
 
 def style_role(style: str) -> str:
     """``source`` / ``target`` for the built-in styles of either generator version, else the style itself."""
-    return {"source_v2": "source", "target_v2": "target"}.get(style, style)
+    return {"source_v2": "source", "target_v2": "target", "target_rig_v2": "target"}.get(style, style)
 
 
 def set_synthrooms_of_style(config: dict, of_style: str, /, **settings) -> None:

@@ -5,12 +5,15 @@ Two generator versions, both pure data in a :class:`Style`:
 
 - **version 1** (``"source"``, ``"target"``): materials are drawn from ONE palette for every class, so colour and
   texture never give the class away.
-- **version 2** (``"source_v2"``, ``"target_v2"``, or a YAML / JSON style file): a per-class material model as in
+- **version 2** (``"source_v2"``, ``"target_v2"``, ``"target_rig_v2"``, or a YAML / JSON style file): a per-class material model as in
   real rooms. ``materials`` names material groups (paint, wood, tiles, bedding, screen, ...) and ``class_materials``
   gives each class, per material slot, weights over those groups, so appearance correlates with class with overlap.
   The pairs the geometry methods exist for (pillow / bed, picture and whiteboard / wall, door / wall, floor mat /
   floor, cabinet / table, ``GEOMETRY_PAIRS``) keep one shared distribution: only their shape tells them apart. A
   share of camera control points looks up (``look_up_share``, ``look_up_pitch``), so the ceiling is seen.
+
+``"target_rig_v2"`` is the source world seen by another camera rig and sensor: ``target_v2``'s camera height,
+pitch and noise (``RIG_KEYS``) with ``source_v2``'s materials and lights.
 
 Classes a version-2 style does not list draw from the top-level palette, as in version 1.
 """
@@ -213,7 +216,13 @@ def _v2(base: Style, name: str, domain: dict) -> Style:
 
 SOURCE_V2 = _v2(SOURCE, "source_v2", v2.SOURCE)
 TARGET_V2 = _v2(TARGET, "target_v2", v2.TARGET)
-STYLES = {s.name: s for s in (SOURCE, TARGET, SOURCE_V2, TARGET_V2)}
+# Another camera rig and sensor in the source world: target_v2's camera and noise, source_v2's materials and lights
+# (S4-Net's new scene on SynthRooms: a low robot-mounted camera with a noisier sensor, same kind of rooms).
+RIG_KEYS = ("camera_height", "camera_pitch", "rgb_noise", "depth_noise", "depth_holes", "grazing_cos")
+TARGET_RIG_V2 = Style.from_dict(
+    {**SOURCE_V2.to_dict(), **{k: TARGET_V2.to_dict()[k] for k in RIG_KEYS}, "name": "target_rig_v2"}
+)
+STYLES = {s.name: s for s in (SOURCE, TARGET, SOURCE_V2, TARGET_V2, TARGET_RIG_V2)}
 STYLE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
