@@ -16,7 +16,7 @@ from indoor_parsing.data.layout import read_layout
 from indoor_parsing.data.synthrooms import generate_synthrooms, settings_hash, synthrooms_settings
 from indoor_parsing.data.synthrooms.materials import GEOMETRY_PAIRS
 from indoor_parsing.data.synthrooms.scene import sample_scene
-from indoor_parsing.data.synthrooms.style import MaterialGroup, get_style, load_style, save_style
+from indoor_parsing.data.synthrooms.style import RIG_KEYS, MaterialGroup, get_style, load_style, save_style
 from indoor_parsing.data.synthrooms.surfaces import sample_material, texture_tiles
 from indoor_parsing.data.synthrooms.trajectory import sample_trajectory
 from indoor_parsing.io import load_depth, load_label, load_rgb
@@ -156,6 +156,22 @@ def test_version_2_cameras_look_up_sometimes():
         pitches[style] = np.degrees(np.arcsin(np.concatenate(poses)[:, 2, 2]))
     assert pitches["source"].max() < -3  # version 1 source never looks above the horizon
     assert (pitches["source_v2"] > 5).mean() > 0.05
+
+
+def test_the_rig_style_is_the_source_world_under_the_target_camera_and_sensor():
+    """target_rig_v2 (S4-Net's new scene): target_v2's camera and noise; materials, lights, everything else source_v2's;
+    its cameras stand lower than source_v2's."""
+    rig, src, tgt = (get_style(s).to_dict() for s in ("target_rig_v2", "source_v2", "target_v2"))
+    assert set(rig) == set(src) and all(src[k] != tgt[k] for k in RIG_KEYS)
+    for key in set(rig) - {"name"}:
+        assert rig[key] == (tgt if key in RIG_KEYS else src)[key], key
+    heights = {}
+    for style in ("source_v2", "target_rig_v2"):
+        st = get_style(style)
+        poses = [sample_trajectory(sample_scene(np.random.default_rng([7, i]), st), 6, np.random.default_rng(i))
+                 for i in range(8)]  # fmt: skip
+        heights[style] = np.median(np.concatenate(poses)[:, 2, 3])
+    assert heights["target_rig_v2"] < 1.15 < 1.3 < heights["source_v2"], heights
 
 
 def test_hardness_tool_prints_finite_numbers(tmp_path, capsys, monkeypatch):
