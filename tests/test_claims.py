@@ -8,7 +8,15 @@ import subprocess
 import pytest
 
 from indoor_parsing.tools.claims import run as claims_run
-from indoor_parsing.tools.claims.plan import COMPARISONS, TARGET_ROOMS, Arm, Claim, Comparison, PaperGain
+from indoor_parsing.tools.claims.plan import (
+    COMPARISONS,
+    RIG_ROOMS,
+    TARGET_ROOMS,
+    Arm,
+    Claim,
+    Comparison,
+    PaperGain,
+)
 from indoor_parsing.tools.claims.report import summarise, write_report
 from indoor_parsing.tools.claims.stats import mde, paired, welch
 from tests.config_tools import shrink_config
@@ -74,9 +82,10 @@ def test_plan_covers_the_papers_tables_and_table8_is_an_extra_evaluation():
     names = {c.name for c in COMPARISONS}
     assert {"GeoAware", "GeoAware partial depth", "Distill3D paired", "Distill3D unpaired", "S4-Net"} <= names
     paired_comp = next(c for c in COMPARISONS if c.name == "Distill3D paired")
-    with_target = {a.name for a in paired_comp.arms if TARGET_ROOMS in a.extra_evals}
-    assert with_target == {"PSPNet", "3D-to-2D paired (DN)"}
-    assert any(c.eval_sets == (TARGET_ROOMS,) and c.paper.table == "Table 8" for c in paired_comp.claims)
+    for rooms, style in ((TARGET_ROOMS, "target_v2"), (RIG_ROOMS, "target_rig_v2")):
+        with_target = {a.name for a in paired_comp.arms if a.extra_evals.get(rooms) == {"style": style}}
+        assert with_target == {"PSPNet", "3D-to-2D paired (DN)"}
+        assert any(c.eval_sets == (rooms,) and c.paper.table == "Table 8" for c in paired_comp.claims)
     for comp in COMPARISONS:
         arms = {a.name for a in comp.arms}
         assert all(c.better in arms and c.worse in arms and c.paper is not None for c in comp.claims)
