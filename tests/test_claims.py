@@ -192,6 +192,25 @@ def test_seed_rounds_add_seeds_only_where_a_claim_is_underpowered(tmp_path, monk
     assert "| b > a | test | [0, 1, 2, 3, 4] |" in md and "| b > a | test | [0, 1, 2] |" in md
 
 
+def test_a_comparison_underpowered_at_min_seeds_gets_every_seed(tmp_path, monkeypatch):
+    """Issue 14: >= 5 seeds where 3 cannot detect the paper's gain, even if 4 could."""
+    comp = Comparison("C", "-", "a", (Arm("a", "x.yaml", 1), Arm("b", "x.yaml", 1)),
+                      claims=(Claim("b", "a", PaperGain("T", 30.0, 36.0)),))  # fmt: skip
+    monkeypatch.setattr(claims_run.Runner, "arm", lambda self, comp, arm, seed, force=False: _record(
+        arm.name, seed, 0.30 + 0.05 * (arm.name == "b") + 0.001 * seed, comparison=comp.name))  # fmt: skip
+    seen = []
+
+    def underpowered_below_4_seeds(records, comparison):
+        seen.append(len({r["seed"] for r in records}))
+        return seen[-1] < 4
+
+    monkeypatch.setattr(claims_run, "underpowered", underpowered_below_4_seeds)
+    args = claims_run.parse_args(["--out", str(tmp_path), "--seeds", "0", "1", "2", "3", "4", "--accelerator", "cpu"])
+    claims_run.run_plan([comp], args)
+    rows = list(csv.DictReader((tmp_path / "claims.csv").open()))
+    assert sorted({int(r["seed"]) for r in rows}) == [0, 1, 2, 3, 4] and seen[0] == 3
+
+
 def test_report_only_reports_the_records_made_and_trains_nothing(tiny, monkeypatch):
     tmp_path, configs, comp = tiny
     claims_run.run_plan([comp], _args(tmp_path, configs))  # seed 0 of both arms
