@@ -5,9 +5,10 @@ Two generator versions, both pure data in a :class:`Style`:
 
 - **version 1** (``"source"``, ``"target"``): materials are drawn from ONE palette for every class, so colour and
   texture never give the class away.
-- **version 2** (``"source_v2"``, ``"target_v2"``, ``"target_rig_v2"``, or a YAML / JSON style file): a per-class material model as in
-  real rooms. ``materials`` names material groups (paint, wood, tiles, bedding, screen, ...) and ``class_materials``
-  gives each class, per material slot, weights over those groups, so appearance correlates with class with overlap.
+- **version 2** (``"source_v2"``, ``"target_v2"``, ``"target_rig_v2"``, or a YAML / JSON style file): a per-class
+  material model as in real rooms. ``materials`` names material groups (paint, wood, tiles, bedding, screen, ...) and
+  ``class_materials`` gives each class, per material slot, weights over those groups, so appearance correlates with
+  class with overlap.
   The pairs the geometry methods exist for (pillow / bed, picture and whiteboard / wall, door / wall, floor mat /
   floor, cabinet / table, ``GEOMETRY_PAIRS``) keep one shared distribution: only their shape tells them apart. A
   share of camera control points looks up (``look_up_share``, ``look_up_pitch``), so the ceiling is seen.
