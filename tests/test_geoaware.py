@@ -19,7 +19,8 @@ K = 5
 TINY = {"encoder_name": "resnet18", "decoder_channels": (16, 16, 8, 8), "spf_channels": 8, "gap_key_channels": 4}
 SWITCHES = [("seg_loss", "ce"), ("hha_input", True), ("depth_branch", False), ("featprop", False),
             ("scale_propagation", False), ("fusion", "vanconv"), ("fusion", "none"), ("gap_placement", "every_scale"),
-            ("gap_form", "softmax"), ("gap_positive", "relu"), ("spf", False)]  # fmt: skip
+            ("gap_form", "softmax"), ("gap_positive", "relu"), ("spf", False),
+            ("encoder_output_stride", 16)]  # fmt: skip
 
 
 def module(**kw) -> GeoAwareModule:
@@ -281,3 +282,19 @@ def test_gap_bench_runs_through_the_cli():
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["gap-bench", "--sizes", "8x8", "--forms", "linear", "--in-process", "--repeats", "1"])
     assert exit_info.value.code == 0
+
+
+@pytest.mark.parametrize("stride", [32, 16])
+def test_encoder_output_stride_dilates_the_encoder_and_keeps_the_outputs_at_input_size(stride):
+    """A dilated encoder: the bottleneck stays at 1/stride, the decoders start there, outputs stay at input size."""
+    m = module(encoder_output_stride=stride).eval()
+    batch = make_batch(2, 96, 128, K=K)
+    seen = {}
+    m.model.semantic.stages[0].register_forward_pre_hook(lambda mod, inp: seen.update(shape=inp[0].shape))
+    with torch.no_grad():
+        out = m.run(batch)
+    assert tuple(seen["shape"][-2:]) == (96 // stride, 128 // stride)
+    assert out["logits"].shape == (2, K, 96, 128) and out["depth"].shape == (2, 1, 96, 128)
+    assert all(t.shape == (2, K, 96, 128) for t in out["side"])
+    with pytest.raises(ValueError, match="encoder_output_stride"):
+        module(encoder_output_stride=8)

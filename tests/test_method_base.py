@@ -128,6 +128,19 @@ def test_manual_optimization_hook():
     assert {k: float(v) for k, (v, _) in logged.items()} == {"train/loss": 2.0, "train/ce": 1.5, "train/extra": 0.5}
 
 
+def test_a_method_without_its_model_or_its_manual_step_is_refused():
+    with pytest.raises(TypeError, match="build_model"):
+        Method(num_classes=3)
+
+    class NoManualStep(SegmentationModule):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.automatic_optimization = False
+
+    with pytest.raises(TypeError, match="manual_optimization_step"):
+        NoManualStep(num_classes=3).training_step(make_batch(2, 32, 32, K=3), 0)
+
+
 def test_only_the_smp_baseline_takes_an_arch():
     assert "arch" in init_arguments(SegmentationModule) and "arch" not in init_arguments(Method)
     args = init_arguments(GeoAwareModule)  # its own arguments and, through **kwargs, the base's

@@ -1,5 +1,6 @@
 """Method: the step / metric / logging logic every method shares; SegmentationModule: the smp baseline."""
 
+import abc
 import random
 
 import lightning as L
@@ -28,7 +29,7 @@ class TrainImageSize(L.Callback):
             pl_module.train_image_size = tuple(int(s) for s in image.shape[-2:])
 
 
-class Method(L.LightningModule):
+class Method(L.LightningModule, metaclass=abc.ABCMeta):
     """What every method shares: metrics, logging, class weights, the training step, optimiser / scheduler
     construction, prediction and exact resume.
 
@@ -86,8 +87,9 @@ class Method(L.LightningModule):
         self._validated = False
 
     # ---- what a method overrides ----------------------------------------------------------------------
+    @abc.abstractmethod
     def build_model(self) -> nn.Module:
-        raise NotImplementedError(f"{type(self).__name__} must define build_model")
+        """The method's network (a plain nn.Module, the output contract of DESIGN.md); called once in __init__."""
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """Parameters that get ``encoder_lr_mult`` (a pretrained backbone)."""
@@ -133,14 +135,15 @@ class Method(L.LightningModule):
         """``train/<term>`` values logged besides ``train/loss``: each term, when there are several."""
         return {f"train/{k}": v.detach() for k, v in terms.items()} if len(terms) > 1 else {}
 
-    def manual_optimization_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Under manual optimisation (``automatic_optimization = False``): step the optimisers on one batch and
-        return its loss terms (detached)."""
-        raise NotImplementedError(f"{type(self).__name__} turns automatic optimisation off without a manual step")
+    # manual_optimization_step(batch) -> dict of loss terms (detached): defined by a method that turns
+    # ``automatic_optimization`` off and steps its optimisers itself on one batch (Distill3D's adversarial mode).
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         """Plain or ``{"source", "target"}`` batches: the sum of ``losses(batch)`` (or the method's manual step)."""
         if not self._validated:
+            if not self.automatic_optimization and not callable(getattr(self, "manual_optimization_step", None)):
+                raise TypeError(f"{type(self).__name__} turns automatic optimisation off but defines no "
+                                "manual_optimization_step(batch) to step its optimisers")  # fmt: skip
             self.validate_training_batch(batch)
             self._validated = True
         if self.automatic_optimization:

@@ -43,6 +43,7 @@ class GeoAwareModule(Method):
         spf: four SPF blocks with supervised side outputs (Fig. 4).
         spf_channels: SPF width.
         decoder_channels: widths of the four up-projection stages.
+        encoder_output_stride: 32 (the paper) or 16, the last encoder stage dilated (:class:`GeoAwareNet`).
         depth_weight: weight of L_d (1 in Eq. 8).
         side_weight: weight of each side loss L_sk, the distilled output's included (1 in Eq. 8).
         berhu_ratio: δ = ratio · max |d − D*| (0.2).
@@ -70,6 +71,7 @@ class GeoAwareModule(Method):
         spf: bool = True,
         spf_channels: int = 64,
         decoder_channels: tuple[int, ...] = (256, 128, 64, 64),
+        encoder_output_stride: int = 32,
         depth_weight: float = 1.0,
         side_weight: float = 1.0,
         berhu_ratio: float = 0.2,
@@ -98,7 +100,7 @@ class GeoAwareModule(Method):
             decoder_channels=tuple(hp.decoder_channels), depth_branch=hp.depth_branch, featprop=hp.featprop,
             scale_propagation=hp.scale_propagation, fusion=hp.fusion, gap_placement=hp.gap_placement,
             gap_form=hp.gap_form, gap_key_channels=hp.gap_key_channels, gap_positive=hp.gap_positive, spf=hp.spf,
-            spf_channels=hp.spf_channels,
+            spf_channels=hp.spf_channels, encoder_output_stride=hp.encoder_output_stride,
         )  # fmt: skip
 
     def setup(self, stage: str) -> None:

@@ -128,6 +128,9 @@ class GeoAwareNet(nn.Module):
         gap_form, gap_key_channels, gap_positive: :class:`GAP` options.
         spf: four SPF blocks with side outputs; False = the distilled head is the prediction.
         spf_channels: width of the SPF blocks.
+        encoder_output_stride: 32 (the paper's encoder) or 16 (last stage dilated). The decoders' four x2 stages
+            then end at stride ``encoder_output_stride / 16`` (2 or 1; 8 would decode beyond the input's size). For
+            small inputs: at 96x128, 16 keeps a 6x8 bottleneck grid instead of 3x4. Every config keeps 32.
 
     Shape:
         x (B, in_channels, H, W), depth_frames optional (B,) bool -> dict: ``logits`` (B, K, H, W) the prediction;
@@ -141,7 +144,7 @@ class GeoAwareNet(nn.Module):
         in_channels: int = 3, decoder_channels: tuple[int, ...] = (256, 128, 64, 64), depth_branch: bool = True,
         featprop: bool = True, scale_propagation: bool = True, fusion: str = "gap", gap_placement: str = "end",
         gap_form: str = "linear", gap_key_channels: int = 32, gap_positive: str = "softplus", spf: bool = True,
-        spf_channels: int = 64,
+        spf_channels: int = 64, encoder_output_stride: int = 32,
     ) -> None:  # fmt: skip
         super().__init__()
         if fusion not in FUSIONS:
@@ -153,11 +156,14 @@ class GeoAwareNet(nn.Module):
             raise ValueError("GeoAwareNet: featprop and fusion need depth_branch=True (G comes from the depth branch)")
         if gap_placement != "end" and fusion == "none":
             raise ValueError("GeoAwareNet: gap_placement='every_scale' needs a fusion block ('gap' or 'vanconv')")
+        if encoder_output_stride not in (16, 32):
+            raise ValueError(f"GeoAwareNet: encoder_output_stride must be 16 or 32, got {encoder_output_stride}")
         if len(decoder_channels) != 4:
             raise ValueError(f"GeoAwareNet: decoder_channels needs four widths, got {decoder_channels}")
         self.featprop = featprop
         self.every_scale = gap_placement == "every_scale"
-        self.encoder = Encoder(encoder_name, encoder_weights, in_channels=in_channels, depth=5)
+        self.encoder = Encoder(encoder_name, encoder_weights, in_channels=in_channels, depth=5,
+                               output_stride=encoder_output_stride)  # fmt: skip
         top = self.encoder.out_channels[-1]
         chans = tuple(int(c) for c in decoder_channels)
         self.semantic = Decoder(top, chans)
@@ -173,7 +179,7 @@ class GeoAwareNet(nn.Module):
             self.fusion = nn.ModuleList(make(c) for c in (chans if self.every_scale else chans[-1:]))
         self.head = nn.Conv2d(chans[-1], num_classes, 1)  # prediction from the distilled features
         if spf:
-            skips = self.encoder.out_channels[1:][::-1]  # encoder levels at strides 32, 16, 8, 4
+            skips = self.encoder.out_channels[1:][::-1]  # encoder levels at strides 32, 16, 8, 4 (OS 16: 16, 16, 8, 4)
             ins = [chans[-1]] + [spf_channels] * 3
             self.spf = nn.ModuleList(SPFBlock(i, s, spf_channels, num_classes) for i, s in zip(ins, skips, strict=True))
         else:
@@ -192,7 +198,7 @@ class GeoAwareNet(nn.Module):
 
     def forward(self, x: torch.Tensor, depth_frames: torch.Tensor | None = None) -> dict:
         x, size = pad_to_multiple(x, 32)
-        feats = self.encoder(x)  # strides 2, 4, 8, 16, 32
+        feats = self.encoder(x)  # strides 2, 4, 8, 16, 32 (capped at encoder_output_stride)
         g_scales, g, depth = [], None, None
         if self.depth is not None:
             g_scales = self.depth(feats[-1])  # Eq. 1-2: G_k, the depth-aware embedding at each scale
@@ -221,7 +227,7 @@ class GeoAwareNet(nn.Module):
                 side.append(logits)
         padded = x.shape[-2:]
 
-        def full(t: torch.Tensor) -> torch.Tensor:  # stride 2 -> input resolution, padding cropped
+        def full(t: torch.Tensor) -> torch.Tensor:  # stride OS / 16 -> input resolution, padding cropped
             return to_input_size(t, padded, size)
 
         out = {"logits": full(side[-1] if side else distilled)}
