@@ -135,15 +135,12 @@ class Method(L.LightningModule, metaclass=abc.ABCMeta):
         """``train/<term>`` values logged besides ``train/loss``: each term, when there are several."""
         return {f"train/{k}": v.detach() for k, v in terms.items()} if len(terms) > 1 else {}
 
-    # manual_optimization_step(batch) -> dict of loss terms (detached): defined by a method that turns
-    # ``automatic_optimization`` off and steps its optimisers itself on one batch (Distill3D's adversarial mode).
-
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        """Plain or ``{"source", "target"}`` batches: the sum of ``losses(batch)`` (or the method's manual step)."""
+        """Plain or ``{"source", "target"}`` batches: the sum of ``losses(batch)``, or, with automatic optimisation
+        off, the method's ``manual_optimization_step(batch)``: it steps the optimisers, returns detached terms."""
         if not self._validated:
             if not self.automatic_optimization and not callable(getattr(self, "manual_optimization_step", None)):
-                raise TypeError(f"{type(self).__name__} turns automatic optimisation off but defines no "
-                                "manual_optimization_step(batch) to step its optimisers")  # fmt: skip
+                raise TypeError(f"{type(self).__name__}: automatic optimisation off, no manual_optimization_step")
             self.validate_training_batch(batch)
             self._validated = True
         if self.automatic_optimization:
