@@ -34,8 +34,8 @@ BUDGET_NOTE = (
     "this budget the networks underfit: the SynthRooms rows (S4-Net's source batches too) train without augmentation, "
     "the PSPNet rows with median-frequency class weights. GeoAware's sem-only row learns slower than the Unet (probes:"
     " 18.4 % val mIoU after 800 steps; 17.4 % with lr 3e-3; 22.2 % after 1600 steps; with a dilated encoder, output"
-    " stride 16, 22.6 % after 800 and 24.7 % after 1200 steps at 1.7x the step cost), so its baseline stays below 25 %"
-    " at any budget we can afford. The arms are compared before convergence, at equal steps."
+    " stride 16, 22.6 / 24.7 / 26.6 % after 800 / 1200 / 1600 steps at 1.7x the step cost): its baseline stays below"
+    " 25 % at the budget we can afford. The arms are compared before convergence, at equal steps."
 )
 TEACHER_CONFIG = "teacher3d_synthrooms.yaml"
 TARGET_ROOMS = "target-style rooms"  # Table 8's extra evaluation sets: another appearance (target_v2) ...
