@@ -29,7 +29,7 @@ BUDGET_NOTE = (
     "another camera rig and sensor (target_rig_v2; on scan1 / scan2 of a probe room a seed-0 source stage scored "
     "17.6 / 25.5 % after 800 steps and 24.3 / 29.2 % after 1600, hence the 1600-step source stage since session "
     "15): on the target_v2 room before it, the source-only baseline was 3.6 %, and its curve's validation stayed at "
-    "6-9 % at every step. The whole check (5 seeds) needs about 10 hours of our 2-core CPU, more than the 6 "
+    "6-9 % at every step. The whole check (5 seeds) took about 13 hours of our 2-core CPU, more than the 6 "
     "hours asked for; seed rounds run 3 seeds everywhere and the 4th and 5th only where a claim is underpowered. At "
     "this budget the networks underfit: the SynthRooms rows (S4-Net's source batches too) train without augmentation, "
     "the PSPNet rows with median-frequency class weights. GeoAware's sem-only row learns slower than the Unet (probes:"
@@ -202,16 +202,16 @@ UNPAIRED = Comparison(
     needs_teacher=True,
 )  # fmt: skip
 
-ADAPT = S4NET_ADAPT_STEPS
 S4NET = Comparison(
     "S4-Net", "Stekovic et al., Table 1", baseline="source only",
     arms=(
         Arm("source stage", "s4net_resnet18_synthrooms_source.yaml", S4NET_STEPS, report=False),
         # Equal budget: the source-only model continues supervised training for as many steps as S4-Net adapts.
-        Arm("source only", "s4net_resnet18_synthrooms.yaml", ADAPT, {"model.init_args.consistency_weight": 0.0},
+        Arm("source only", "s4net_resnet18_synthrooms.yaml", S4NET_ADAPT_STEPS,
+            {"model.init_args.consistency_weight": 0.0}, init_from="source stage"),
+        Arm("S4-Net (sensor depth)", "s4net_resnet18_synthrooms.yaml", S4NET_ADAPT_STEPS, init_from="source stage"),
+        Arm("S4-Net (predicted depth)", "s4net_depthpred_resnet18_synthrooms.yaml", S4NET_ADAPT_STEPS,
             init_from="source stage"),
-        Arm("S4-Net (sensor depth)", "s4net_resnet18_synthrooms.yaml", ADAPT, init_from="source stage"),
-        Arm("S4-Net (predicted depth)", "s4net_depthpred_resnet18_synthrooms.yaml", ADAPT, init_from="source stage"),
     ),
     claims=(Claim("S4-Net (sensor depth)", "source only", PaperGain("Table 1", 31.0, 36.0)),
             Claim("S4-Net (predicted depth)", "source only", PaperGain("Table 1", 31.0, 35.0))),
