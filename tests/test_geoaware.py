@@ -286,14 +286,19 @@ def test_gap_bench_runs_through_the_cli():
 
 @pytest.mark.parametrize("stride", [32, 16])
 def test_encoder_output_stride_dilates_the_encoder_and_keeps_the_outputs_at_input_size(stride):
-    """A dilated encoder: the bottleneck stays at 1/stride, the decoders start there, outputs stay at input size."""
+    """A dilated encoder: the bottleneck stays at 1/stride, both decoders start there and end at stride 2, as the
+    paper's; the outputs stay at input size."""
     m = module(encoder_output_stride=stride).eval()
     batch = make_batch(2, 96, 128, K=K)
     seen = {}
     m.model.semantic.stages[0].register_forward_pre_hook(lambda mod, inp: seen.update(shape=inp[0].shape))
+    for name in ("semantic", "depth"):
+        stage = getattr(m.model, name).stages[-1]
+        stage.register_forward_hook(lambda mod, inp, o, name=name: seen.update({name: o.shape}))
     with torch.no_grad():
         out = m.run(batch)
     assert tuple(seen["shape"][-2:]) == (96 // stride, 128 // stride)
+    assert tuple(seen["semantic"][-2:]) == tuple(seen["depth"][-2:]) == (48, 64)
     assert out["logits"].shape == (2, K, 96, 128) and out["depth"].shape == (2, 1, 96, 128)
     assert all(t.shape == (2, K, 96, 128) for t in out["side"])
     with pytest.raises(ValueError, match="encoder_output_stride"):

@@ -41,10 +41,14 @@ def stop_gradient(t: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
 
 
 class UpProjection(nn.Module):
-    """Up-projection (Laina et al., 3DV 2016) with 3x3 kernels: x2 upsample, two convs plus a projection shortcut."""
+    """Up-projection (Laina et al., 3DV 2016) with 3x3 kernels: x2 upsample, two convs plus a projection shortcut.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    ``upsample=False`` keeps the resolution: the stage that mirrors a dilated (not downsampling) encoder stage.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, upsample: bool = True) -> None:
         super().__init__()
+        self.upsample = upsample
         self.branch = nn.Sequential(
             conv_bn_relu(in_channels, out_channels),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
@@ -54,17 +58,24 @@ class UpProjection(nn.Module):
                                       nn.BatchNorm2d(out_channels))  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)  # (B, C_in, 2h, 2w)
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)  # (B, C_in, 2h, 2w)
         return F.relu(self.branch(x) + self.shortcut(x))
 
 
 class Decoder(nn.Module):
-    """Four up-projection stages from the encoder's last feature; ``forward`` returns every stage (stride 16 .. 2)."""
+    """Four up-projection stages from the encoder's last feature; ``forward`` returns every stage (stride 16 .. 2).
 
-    def __init__(self, in_channels: int, channels: tuple[int, ...]) -> None:
+    From a stride-16 (dilated) encoder the first stage keeps the resolution, so the stages still end at stride 2.
+    """
+
+    def __init__(self, in_channels: int, channels: tuple[int, ...], encoder_output_stride: int = 32) -> None:
         super().__init__()
         widths = [in_channels, *channels]
-        self.stages = nn.ModuleList(UpProjection(widths[k], widths[k + 1]) for k in range(len(channels)))
+        self.stages = nn.ModuleList(
+            UpProjection(widths[k], widths[k + 1], upsample=k > 0 or encoder_output_stride == 32)
+            for k in range(len(channels))
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []
@@ -128,9 +139,9 @@ class GeoAwareNet(nn.Module):
         gap_form, gap_key_channels, gap_positive: :class:`GAP` options.
         spf: four SPF blocks with side outputs; False = the distilled head is the prediction.
         spf_channels: width of the SPF blocks.
-        encoder_output_stride: 32 (the paper's encoder) or 16 (last stage dilated). The decoders' four x2 stages
-            then end at stride ``encoder_output_stride / 16`` (2 or 1; 8 would decode beyond the input's size). For
-            small inputs: at 96x128, 16 keeps a 6x8 bottleneck grid instead of 3x4. Every config keeps 32.
+        encoder_output_stride: 32 (the paper's encoder) or 16 (last stage dilated; the decoders' first stage then
+            keeps the resolution, mirroring it, so both still end at stride 2). For small inputs: at 96x128, 16
+            keeps a 6x8 bottleneck grid instead of 3x4.
 
     Shape:
         x (B, in_channels, H, W), depth_frames optional (B,) bool -> dict: ``logits`` (B, K, H, W) the prediction;
@@ -166,9 +177,9 @@ class GeoAwareNet(nn.Module):
                                output_stride=encoder_output_stride)  # fmt: skip
         top = self.encoder.out_channels[-1]
         chans = tuple(int(c) for c in decoder_channels)
-        self.semantic = Decoder(top, chans)
+        self.semantic = Decoder(top, chans, encoder_output_stride)
         self.semantic_scales = ScalePropagation(chans) if scale_propagation else None
-        self.depth = Decoder(top, chans) if depth_branch else None
+        self.depth = Decoder(top, chans, encoder_output_stride) if depth_branch else None
         self.depth_scales = ScalePropagation(chans) if scale_propagation and depth_branch else None
         self.depth_head = nn.Conv2d(chans[-1], 1, 3, padding=1) if depth_branch else None
         if fusion == "none":
@@ -227,7 +238,7 @@ class GeoAwareNet(nn.Module):
                 side.append(logits)
         padded = x.shape[-2:]
 
-        def full(t: torch.Tensor) -> torch.Tensor:  # stride OS / 16 -> input resolution, padding cropped
+        def full(t: torch.Tensor) -> torch.Tensor:  # stride 2 -> input resolution, padding cropped
             return to_input_size(t, padded, size)
 
         out = {"logits": full(side[-1] if side else distilled)}
