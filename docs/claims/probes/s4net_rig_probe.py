@@ -10,6 +10,7 @@ scored: no S4-Net arm is involved.
 
     python docs/claims/probes/s4net_rig_probe.py --augment true --out runs/s4probe
     python docs/claims/probes/s4net_rig_probe.py --augment false --out runs/s4probe_noaug
+    python docs/claims/probes/s4net_rig_probe.py --augment false --steps 1600 --num-scenes 300 --out runs/s4probe_300
 
 The probe styles carry their own names, so their rooms differ from those of the built-in ``target_rig_v2`` (the
 style chosen from this probe) that the claims check uses.
@@ -48,11 +49,14 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/s4probe"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--num-scenes", type=int, default=None, help="source rooms (default: the config's 100)")
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     styles = candidate_styles(a.out)
     args = claims_run.parse_args(["--out", str(a.out)])
     overrides = {"data.init_args.augment": a.augment == "true"}  # true: the config before session 14
+    if a.num_scenes is not None:
+        overrides["data.init_args.num_scenes"] = a.num_scenes  # session 16: more source rooms
     source_dir = a.out / "source"
     config = claims_run._config(
         "s4net_resnet18_synthrooms_source.yaml", overrides, a.seed, a.steps, source_dir, args, {}
@@ -67,7 +71,8 @@ def main(argv=None) -> int:
         results[name] = {stage.split("/")[-1]: {k: round(float(v[k]) * 100, 2) for k in ("pixel_acc", "mIoU")}
                          for stage, v in run.model.last_results.items() if stage.startswith("test/")}  # fmt: skip
         print(name, results[name], flush=True)
-    record = {"augment": a.augment == "true", "seed": a.seed, "steps": a.steps, "results": results}
+    record = {"augment": a.augment == "true", "seed": a.seed, "steps": a.steps, "num_scenes": a.num_scenes or 100,
+              "results": results}  # fmt: skip
     (a.out / "probe.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record, indent=1))
     return 0
