@@ -138,9 +138,10 @@ GEOAWARE = Comparison(
     ),
     claims=(Claim(LS, SEM, PaperGain("Table 4", 44.0, 44.9)), Claim(DEPEM, LS, PaperGain("Table 4", 44.9, 46.3)),
             Claim(FULL, DEPEM, PaperGain("Table 4", 46.3, 49.6)), Claim(FULL, SEM, PaperGain("Table 4", 44.0, 49.6))),
-    note="Same Unet-style ResNet-18 network; sem-only trains with cross-entropy, sem + L_s with the focal-style "
-         "semantic loss, + DepEm adds the depth decoder (berHu), the full model FeatProp, scale propagation, GAP and "
-         "SPF. Source-style SynthRooms, tested on its test split.",
+    note="Same GeoAwareNet: ResNet-18 encoder (output stride 16), up-projection decoders without encoder skips; "
+         "sem-only trains with cross-entropy, sem + L_s with the focal-style semantic loss, + DepEm adds the depth "
+         "decoder (berHu), the full model FeatProp, scale propagation, GAP and SPF (SPF alone reads encoder "
+         "features). 300 source-style SynthRooms rooms, tested on their test split.",
 )  # fmt: skip
 
 T5 = "geoaware_table5/synthrooms/"
