@@ -32,7 +32,7 @@ BUDGET_NOTE = (
     "the source world seen by another camera rig and sensor (target_rig_v2; on scan1 / scan2 of a probe room a "
     "seed-0 source stage scored 17.6 / 25.5 % after 800 steps and 24.3 / 29.2 % after 1600, hence the 1600-step "
     "source stage since session 15): on the target_v2 room before it, the source-only baseline was 3.6 %. The whole "
-    "check (5 seeds) takes about 15 hours of our 2-core CPU, far more than the 6 hours asked for: the 25 % "
+    "check (5 seeds) takes about 14 hours of our 2-core CPU, far more than the 6 hours asked for: the 25 % "
     "baselines were put first. Seed rounds run 3 seeds everywhere and the 4th and 5th only where a claim is "
     "underpowered. At this budget the networks underfit: the SynthRooms rows (S4-Net's source batches too) train "
     "without augmentation, the PSPNet rows with median-frequency class weights. The arms are compared before "
