@@ -23,7 +23,7 @@ from indoor_parsing.distill.extract import file_sha256
 from indoor_parsing.io import read_json
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import records as rec
-from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison
+from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison, DataSeed
 from indoor_parsing.tools.claims.report import METRICS, git_commit, underpowered, write_report
 from indoor_parsing.tools.claims.weights import TEACHER_WEIGHTS, keep_weights
 
@@ -114,7 +114,8 @@ class Runner:
         name = rec.run_name(comp.name, arm.name, seed)
         run_dir, path = args.out / "runs" / name, args.out / "records" / f"{name}.json"
         steps = max(1, round(arm.steps * args.budget))
-        overrides, upstream = dict(arm.overrides), {}
+        overrides = {k: v.resolve(args.data_seed) if isinstance(v, DataSeed) else v for k, v in arm.overrides.items()}
+        upstream = {}
         if arm.init_from is not None:
             src = next(a for a in comp.arms if a.name == arm.init_from)
             overrides[arm.init_key] = str(args.out / "runs" / rec.run_name(comp.name, src.name, seed) / "ckpt"
