@@ -10,7 +10,11 @@ import pytest
 from indoor_parsing.tools.claims import run as claims_run
 from indoor_parsing.tools.claims.plan import (
     COMPARISONS,
+    R1_PREDICTED,
+    R1_SENSOR,
+    R1_SOURCE,
     RIG_ROOMS,
+    S4NET,
     TARGET_ROOMS,
     Arm,
     Claim,
@@ -167,6 +171,34 @@ def test_scoped_synthrooms_options_reach_only_their_style(tmp_path):
     config = claims_run._config("s4net_resnet18_synthrooms.yaml", {}, 0, 1, tmp_path, args, {})
     source, target = (config["data"]["init_args"][k]["init_args"] for k in ("source", "target"))
     assert (source["style"], target["style"], source["seed"], target["seed"]) == ("source_v2", "x.yaml", 7, 7)
+
+
+@pytest.mark.parametrize("data_seed", [None, 7])
+def test_s4net_second_room_is_the_next_data_seed_adapted_from_the_same_source_stage(tmp_path, monkeypatch, data_seed):
+    seen = {}
+
+    def fake_fit(config, run_dir, arm, args):
+        seen[arm.name] = config
+        (run_dir / "ckpt").mkdir(parents=True, exist_ok=True)
+        (run_dir / "ckpt" / "last.ckpt").write_bytes(b"weights")
+        return {"scan1": {"mIoU": 0.2}}, {}, 1.0, 0.0
+
+    monkeypatch.setattr(claims_run, "_fit_and_test", fake_fit)
+    extra = [] if data_seed is None else ["--data-seed", str(data_seed)]
+    runner = claims_run.Runner(claims_run.parse_args(["--out", str(tmp_path), *extra]))
+    for arm in S4NET.arms:
+        runner.arm(S4NET, arm, 0)
+    room = data_seed or 0
+    blocks = {name: config["data"]["init_args"] for name, config in seen.items()}
+    source_stage = blocks.pop("source stage")  # labelled source rooms only
+    assert {name: b["target"]["init_args"]["seed"] for name, b in blocks.items()} == {
+        "source only": room, "S4-Net (sensor depth)": room, "S4-Net (predicted depth)": room,
+        R1_SOURCE: room + 1, R1_SENSOR: room + 1, R1_PREDICTED: room + 1}  # fmt: skip
+    assert {b["source"]["init_args"]["seed"] for b in blocks.values()} == {source_stage["seed"]} == {room}
+    starts = {name: c["model"]["init_args"]["init_checkpoint"] for name, c in seen.items() if name != "source stage"}
+    assert len(set(starts.values())) == 1 and "S4-Net__source_stage__seed0" in next(iter(starts.values()))
+    assert seen[R1_SOURCE]["model"]["init_args"]["consistency_weight"] == 0.0
+    assert S4NET.baseline_of(R1_SENSOR) == S4NET.baseline_of(R1_PREDICTED) == R1_SOURCE
 
 
 def test_seed_rounds_add_seeds_only_where_a_claim_is_underpowered(tmp_path, monkeypatch):
