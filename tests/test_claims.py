@@ -173,6 +173,12 @@ def test_scoped_synthrooms_options_reach_only_their_style(tmp_path):
     assert (source["style"], target["style"], source["seed"], target["seed"]) == ("source_v2", "x.yaml", 7, 7)
 
 
+def test_run_names_are_portable_file_names():
+    """Records are committed: a name Windows or macOS cannot check out (``room 1: ...``) would break the clone."""
+    names = [claims_run.rec.run_name(c.name, a.name, 0) for c in COMPARISONS for a in c.arms]
+    assert names and not [n for n in names if set(n) & set(':<>"|?*\\ ')], names
+
+
 @pytest.mark.parametrize("data_seed", [None, 7])
 def test_s4net_second_room_is_the_next_data_seed_adapted_from_the_same_source_stage(tmp_path, monkeypatch, data_seed):
     seen = {}

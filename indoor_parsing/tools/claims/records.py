@@ -14,7 +14,7 @@ from indoor_parsing.io import read_json, write_json
 
 
 def run_name(comparison: str, arm: str, seed: int) -> str:
-    return f"{comparison}__{arm}__seed{seed}".replace(" ", "_").replace("/", "-").replace("%", "pct")
+    return f"{comparison}__{arm}__seed{seed}".replace(" ", "_").replace("/", "-").replace("%", "pct").replace(":", "")
 
 
 def fingerprint(settings: dict, out: Path, run_dir: Path | None = None) -> str:
