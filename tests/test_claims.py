@@ -179,8 +179,13 @@ def test_run_names_are_portable_file_names():
     assert names and not [n for n in names if set(n) & set(':<>"|?*\\ ')], names
 
 
-@pytest.mark.parametrize("data_seed", [None, 7])
-def test_s4net_second_room_is_the_next_data_seed_adapted_from_the_same_source_stage(tmp_path, monkeypatch, data_seed):
+@pytest.mark.parametrize(
+    ("extra", "room", "source_seed"),
+    [([], 0, 0), (["--data-seed", "7"], 7, 7), (["--synthrooms", "target:seed=5"], 5, 0)],
+)
+def test_s4net_second_room_is_the_next_data_seed_adapted_from_the_same_source_stage(
+    tmp_path, monkeypatch, extra, room, source_seed
+):
     seen = {}
 
     def fake_fit(config, run_dir, arm, args):
@@ -190,17 +195,15 @@ def test_s4net_second_room_is_the_next_data_seed_adapted_from_the_same_source_st
         return {"scan1": {"mIoU": 0.2}}, {}, 1.0, 0.0
 
     monkeypatch.setattr(claims_run, "_fit_and_test", fake_fit)
-    extra = [] if data_seed is None else ["--data-seed", str(data_seed)]
     runner = claims_run.Runner(claims_run.parse_args(["--out", str(tmp_path), *extra]))
-    for arm in S4NET.arms:
-        runner.arm(S4NET, arm, 0)
-    room = data_seed or 0
+    records = {arm.name: runner.arm(S4NET, arm, 0) for arm in S4NET.arms}
     blocks = {name: config["data"]["init_args"] for name, config in seen.items()}
     source_stage = blocks.pop("source stage")  # labelled source rooms only
     assert {name: b["target"]["init_args"]["seed"] for name, b in blocks.items()} == {
         "source only": room, "S4-Net (sensor depth)": room, "S4-Net (predicted depth)": room,
         R1_SOURCE: room + 1, R1_SENSOR: room + 1, R1_PREDICTED: room + 1}  # fmt: skip
-    assert {b["source"]["init_args"]["seed"] for b in blocks.values()} == {source_stage["seed"]} == {room}
+    assert {b["source"]["init_args"]["seed"] for b in blocks.values()} == {source_stage["seed"]} == {source_seed}
+    assert records[R1_SENSOR]["overrides"]["data.init_args.target.init_args.seed"] == room + 1  # as trained
     starts = {name: c["model"]["init_args"]["init_checkpoint"] for name, c in seen.items() if name != "source stage"}
     assert len(set(starts.values())) == 1 and "S4-Net__source_stage__seed0" in next(iter(starts.values()))
     assert seen[R1_SOURCE]["model"]["init_args"]["consistency_weight"] == 0.0

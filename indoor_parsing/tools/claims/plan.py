@@ -33,7 +33,7 @@ BUDGET_NOTE = (
     "seed-0 source stage scored 17.6 / 25.5 % after 800 steps and 24.3 / 29.2 % after 1600, hence the 1600-step "
     "source stage since session 15): on the target_v2 room before it, the source-only baseline was 3.6 %. In "
     "session 19 neither a milder rig nor a 3200-step source stage raised the seed-0 source-only score over three "
-    "rig-style rooms (24.2 % mean, 24.3 % after 3200 steps; one room alone moves it from 13 to 30 %), so S4-Net is "
+    "rig-style rooms (24.2 % mean, 24.3 % after 3200 steps; the room alone moves it from 20 to 30 %), so S4-Net is "
     "also adapted to and tested on a second room (data seed 1, picked on the source-only score alone). The whole "
     "check (5 seeds) takes about 15 hours of our 2-core CPU, far more than the 6 hours asked for: the 25 % "
     "baselines were put first. Seed rounds run 3 seeds everywhere and the 4th and 5th only where a claim is "
@@ -66,12 +66,9 @@ class PaperGain:
 
 @dataclass(frozen=True)
 class DataSeed:
-    """An override value: the SynthRooms data seed ``offset`` after the run's (``--data-seed``, else the configs' 0)."""
+    """An override value: the data seed ``offset`` after the one the key holds (the config's, or ``--data-seed``)."""
 
     offset: int
-
-    def resolve(self, data_seed: int | None) -> int:
-        return (data_seed or 0) + self.offset
 
 
 @dataclass(frozen=True)

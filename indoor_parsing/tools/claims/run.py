@@ -45,6 +45,10 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     config = cr.load(args.configs / arm_config)
     apply_data_options(config, args)
     for key, value in overrides.items():
+        if isinstance(value, DataSeed):  # relative to the seed the config holds (after --data-seed)
+            if not isinstance(cr.get_key(config, key), int):
+                raise ValueError(f"{arm_config}: {key} holds no data seed for a DataSeed override")
+            value = cr.get_key(config, key) + value.offset
         cr.set_key(config, key, value)
     for key, value in where_present.items():
         if cr.has_key(config, key):
@@ -114,8 +118,7 @@ class Runner:
         name = rec.run_name(comp.name, arm.name, seed)
         run_dir, path = args.out / "runs" / name, args.out / "records" / f"{name}.json"
         steps = max(1, round(arm.steps * args.budget))
-        overrides = {k: v.resolve(args.data_seed) if isinstance(v, DataSeed) else v for k, v in arm.overrides.items()}
-        upstream = {}
+        overrides, upstream = dict(arm.overrides), {}
         if arm.init_from is not None:
             src = next(a for a in comp.arms if a.name == arm.init_from)
             overrides[arm.init_key] = str(args.out / "runs" / rec.run_name(comp.name, src.name, seed) / "ckpt"
@@ -142,8 +145,9 @@ class Runner:
             if comp.needs_teacher:
                 self.prepare_teacher()
             results, data, fit_s, test_s = _fit_and_test(config, run_dir, arm, args)
+            resolved = {k: cr.get_key(config, k) for k in overrides}  # DataSeed offsets as the seeds they gave
             record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
-                      "overrides": overrides, "data_options": describe(args), "fit_seconds": round(fit_s, 1),
+                      "overrides": resolved, "data_options": describe(args), "fit_seconds": round(fit_s, 1),
                       "seconds": round(fit_s + test_s, 1), "results": results, "data": data, "report": arm.report,
                       "commit": git_commit(args.configs), "fingerprint": fp}  # fmt: skip
             rec.save(path, record, args.commit, f"claims: {comp.name} / {arm.name} seed {seed}")
