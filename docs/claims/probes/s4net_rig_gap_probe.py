@@ -20,7 +20,8 @@ from pathlib import Path
 
 import indoor_parsing  # noqa: F401  (the torchvision guard runs first)
 from indoor_parsing.cli import cli
-from indoor_parsing.data.synthrooms.style import SOURCE_V2, TARGET_RIG_V2, Style
+from indoor_parsing.data.synthrooms.style import SOURCE_V2, TARGET_RIG_V2, Style, save_style
+from indoor_parsing.io import write_json
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import run as claims_run
 
@@ -34,12 +35,10 @@ CANDIDATES = {  # name: camera height (m), pitch (deg), RGB noise (8-bit std); t
 def candidate_styles(out: Path) -> dict[str, str]:
     """Style name or style file per candidate."""
     styles = {"target_rig_v2": "target_rig_v2"}
-    for name, rig in CANDIDATES.items():
-        d = {**SOURCE_V2.to_dict(), **rig, "name": name}
-        Style.from_dict(d)  # checked before anything runs
-        path = out / f"{name}.json"
-        path.write_text(json.dumps(d))
-        styles[name] = str(path)
+    for name, rig in CANDIDATES.items():  # checked (Style.from_dict) before anything runs
+        styles[name] = str(
+            save_style(Style.from_dict({**SOURCE_V2.to_dict(), **rig, "name": name}), out / f"{name}.json")
+        )
     return styles
 
 
@@ -80,7 +79,7 @@ def main(argv=None) -> int:
             print(name, room, results[f"{name} room {room}"], flush=True)
     steps = a.train_steps or 1600
     record = {"seed": a.seed, "source_steps": steps, "candidates": CANDIDATES, "results": results}
-    (a.out / "probe.json").write_text(json.dumps(record, indent=1))
+    write_json(a.out / "probe.json", record)
     print(json.dumps(record, indent=1))
     return 0
 

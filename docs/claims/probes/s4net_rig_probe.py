@@ -22,7 +22,7 @@ from pathlib import Path
 
 import indoor_parsing  # noqa: F401  (the torchvision guard runs first)
 from indoor_parsing.cli import cli
-from indoor_parsing.data.synthrooms.style import RIG_KEYS, SOURCE_V2, TARGET_V2, Style
+from indoor_parsing.data.synthrooms.style import RIG_KEYS, SOURCE_V2, TARGET_V2, Style, save_style
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import run as claims_run
 
@@ -35,11 +35,8 @@ def candidate_styles(out: Path) -> dict[str, str]:
         "rig": {**src, **{k: tgt[k] for k in RIG_KEYS}, "name": "probe_rig"},
     }
     styles = {"target_v2": "target_v2", "source_v2": "source_v2"}
-    for name, d in files.items():
-        Style.from_dict(d)  # checked before anything trains
-        path = out / f"{d['name']}.json"
-        path.write_text(json.dumps(d))
-        styles[name] = str(path)
+    for name, d in files.items():  # checked (Style.from_dict) before anything trains
+        styles[name] = str(save_style(Style.from_dict(d), out / f"{d['name']}.json"))
     return styles
 
 

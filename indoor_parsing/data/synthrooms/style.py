@@ -25,6 +25,7 @@ from pathlib import Path
 
 from indoor_parsing.data.synthrooms import materials as v2
 from indoor_parsing.data.taxonomy import NYU40, SYNTHROOMS_IDS
+from indoor_parsing.io import write_text
 
 TEXTURES = ("plain", "stripes", "checker", "noise")
 CLASS_NAMES = tuple(NYU40[i - 1] for i in SYNTHROOMS_IDS)
@@ -257,7 +258,7 @@ def save_style(style: "str | Style", path: str | Path) -> Path:
         if path.suffix == ".json"
         else yaml.safe_dump(d, sort_keys=False, width=120, default_flow_style=None)
     )
-    path.write_text(text)
+    write_text(path, text)
     return path
 
 
