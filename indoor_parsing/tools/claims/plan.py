@@ -70,6 +70,11 @@ class DataSeed:
 
     offset: int
 
+    def after(self, seed, where: str) -> int:
+        if not isinstance(seed, int):
+            raise ValueError(f"{where} holds no data seed for a DataSeed override (found {seed!r})")
+        return seed + self.offset
+
 
 @dataclass(frozen=True)
 class Claim:

@@ -44,11 +44,8 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     """The arm's config at the run's seed and step budget; ``where_present`` only replaces keys the config has."""
     config = cr.load(args.configs / arm_config)
     apply_data_options(config, args)
-    for key, value in overrides.items():
-        if isinstance(value, DataSeed):  # relative to the seed the config holds (after --data-seed)
-            if not isinstance(cr.get_key(config, key), int):
-                raise ValueError(f"{arm_config}: {key} holds no data seed for a DataSeed override")
-            value = cr.get_key(config, key) + value.offset
+    for key, value in overrides.items():  # a DataSeed offsets the seed the config holds (after --data-seed)
+        value = value.after(cr.get_key(config, key), f"{arm_config}: {key}") if isinstance(value, DataSeed) else value
         cr.set_key(config, key, value)
     for key, value in where_present.items():
         if cr.has_key(config, key):
@@ -145,11 +142,11 @@ class Runner:
             if comp.needs_teacher:
                 self.prepare_teacher()
             results, data, fit_s, test_s = _fit_and_test(config, run_dir, arm, args)
-            resolved = {k: cr.get_key(config, k) for k in overrides}  # DataSeed offsets as the seeds they gave
             record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
-                      "overrides": resolved, "data_options": describe(args), "fit_seconds": round(fit_s, 1),
-                      "seconds": round(fit_s + test_s, 1), "results": results, "data": data, "report": arm.report,
-                      "commit": git_commit(args.configs), "fingerprint": fp}  # fmt: skip
+                      "overrides": {k: cr.get_key(config, k) for k in overrides}, "data_options": describe(args),
+                      "fit_seconds": round(fit_s, 1), "seconds": round(fit_s + test_s, 1), "results": results,
+                      "data": data, "report": arm.report, "commit": git_commit(args.configs),
+                      "fingerprint": fp}  # fmt: skip
             rec.save(path, record, args.commit, f"claims: {comp.name} / {arm.name} seed {seed}")
         self.done[(comp.name, arm.name, seed)] = record
         return record
