@@ -23,6 +23,7 @@ from pathlib import Path
 import indoor_parsing  # noqa: F401  (the torchvision guard runs first)
 from indoor_parsing.cli import cli
 from indoor_parsing.data.synthrooms.style import RIG_KEYS, SOURCE_V2, TARGET_V2, Style, save_style
+from indoor_parsing.io import write_json
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import run as claims_run
 
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
         print(name, results[name], flush=True)
     record = {"augment": a.augment == "true", "seed": a.seed, "steps": a.steps, "num_scenes": a.num_scenes or 100,
               "results": results}  # fmt: skip
-    (a.out / "probe.json").write_text(json.dumps(record, indent=1))
+    write_json(a.out / "probe.json", record)
     print(json.dumps(record, indent=1))
     return 0
 

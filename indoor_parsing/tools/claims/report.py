@@ -228,6 +228,17 @@ def _teacher_vs_student(teacher: dict, summary: dict, comp) -> str:
     )
 
 
+def _trainings(records: list[dict]) -> list[dict]:
+    """One record per training: an arm reused by another comparison (same fingerprint) ran, and is timed, once."""
+    seen, out = set(), []
+    for r in records:
+        key = r.get("fingerprint") or id(r)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def write_report(
     records: list[dict], out: Path, seeds: list[int], budget: float, teacher: dict | None = None,
     commit: str = "unknown", data_options: str = "none", comparisons: tuple | None = None,
@@ -243,16 +254,18 @@ def write_report(
     versions = ", ".join(f"{p} {version(p)}" for p in ("indoor-parsing", "torch", "lightning",
                                                          "segmentation-models-pytorch"))  # fmt: skip
     commits = sorted({r.get("commit", "unrecorded") for r in records})
-    total = sum(r["seconds"] for r in records)
+    trained = _trainings(records)
+    total = sum(r["seconds"] for r in trained)
     total += sum((teacher or {}).get(k, 0.0) for k in ("fit_seconds", "extract_seconds"))
-    fit = sum(r.get("fit_seconds", r["seconds"]) for r in records) + (teacher or {}).get("fit_seconds", 0.0)
+    fit = sum(r.get("fit_seconds", r["seconds"]) for r in trained) + (teacher or {}).get("fit_seconds", 0.0)
     md = [
         "# Claims check on SynthRooms",
         "",
         f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `indoor-parsing claims` at commit "
         f"`{commit}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
         f"{platform.python_version()}). Seeds {seeds}, budget x{budget}, {total / 60:.0f} min of training and testing "
-        f"in all (the teacher included); total CPU time (sum of fit seconds) {fit / 60:.1f} min. SynthRooms options: "
+        f"in all (the teacher included); total CPU time (sum of fit seconds, each training once) {fit / 60:.1f} min. "
+        f"SynthRooms options: "
         f"{data_options}. Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its "
         "standard error. A two-sided t-test at 5% decides whether a paper's direction holds, is reversed, or is "
         "not distinguishable from seed-to-seed noise: Welch's test over seeds, or, where arms start from the same "
