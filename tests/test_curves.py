@@ -102,3 +102,8 @@ def test_missing_teacher_features_come_from_the_claims_teacher(tiny, tmp_path, m
     built = cr.load(curves.build_config(tiny[1], args, tmp_path / "built"))
     assert built["data"]["init_args"]["feature_cache"] == "prepared/features" and built["seed_everything"] == 3
     assert built["trainer"]["val_check_interval"] == 2 and built["trainer"]["max_steps"] == 4
+
+
+def test_legend_names_overrides_by_their_last_key_part():
+    text = "model.init_args.consistency_weight=0.0;data.init_args.source.init_args.batch_size=8;a.note=x=y"
+    assert curves._short(text) == "consistency_weight=0.0, batch_size=8, note=x=y"

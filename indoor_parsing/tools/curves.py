@@ -163,11 +163,16 @@ def _key(row: dict) -> tuple[str, str, str]:
     return str(row["config"]), str(row["seed"]), str(row["overrides"])
 
 
+def _short(overrides: str) -> str:
+    """``a.b.key=1;c.d=2`` as ``key=1, d=2``: the last part of each dotted key, for a legend."""
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in (o.partition("=") for o in overrides.split(";")))
+
+
 def plot(rows: list[dict], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = Figure(figsize=(11, 5.4), layout="constrained")
     by_steps, by_cpu = fig.subplots(1, 2, sharey=True)
     lines: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -175,7 +180,8 @@ def plot(rows: list[dict], path: Path) -> None:
     seeds, variants = {k[1] for k in lines}, {k[2] for k in lines}
     for (config, seed, overrides), points in lines.items():
         points.sort(key=lambda r: int(r["step"]))
-        label = config + (f" seed {seed}" if len(seeds) > 1 else "") + (f" {overrides}" if len(variants) > 1 else "")
+        label = config + (f" seed {seed}" if len(seeds) > 1 else "")
+        label += f" ({_short(overrides)})" if len(variants) > 1 and overrides else ""
         miou = [100 * float(r["val_mIoU"]) for r in points]
         (line,) = by_steps.plot([int(r["step"]) for r in points], miou, marker=".", label=label)
         by_cpu.plot([float(r["cpu_s"]) / 60 for r in points], miou, marker=".", color=line.get_color())
@@ -183,7 +189,7 @@ def plot(rows: list[dict], path: Path) -> None:
     by_cpu.set(xlabel="training CPU minutes (validation excluded)", title="val mIoU vs CPU minutes")
     for ax in (by_steps, by_cpu):
         ax.grid(alpha=0.3)
-    by_steps.legend(fontsize=8)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=8)  # below both panels: labels can be long
     with atomic_path(path) as tmp:
         FigureCanvasAgg(fig).print_png(str(tmp))
 

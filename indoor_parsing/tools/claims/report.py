@@ -254,6 +254,7 @@ def write_report(
     versions = ", ".join(f"{p} {version(p)}" for p in ("indoor-parsing", "torch", "lightning",
                                                          "segmentation-models-pytorch"))  # fmt: skip
     commits = sorted({r.get("commit", "unrecorded") for r in records})
+    precisions = ", ".join(sorted({r.get("precision", "32-true") for r in records}))  # unrecorded: fp32 (CPU)
     trained = _trainings(records)
     total = sum(r["seconds"] for r in trained)
     total += sum((teacher or {}).get(k, 0.0) for k in ("fit_seconds", "extract_seconds"))
@@ -265,11 +266,11 @@ def write_report(
         f"`{commit}`; runs trained at {', '.join(f'`{c}`' for c in commits)} ({versions}; Python "
         f"{platform.python_version()}). Seeds {seeds}, budget x{budget}, {total / 60:.0f} min of training and testing "
         f"in all (the teacher included); total CPU time (sum of fit seconds, each training once) {fit / 60:.1f} min. "
-        f"SynthRooms options: "
-        f"{data_options}. Numbers are percent, mean ± std over seeds (ddof=1); a difference's ± is its "
-        "standard error. A two-sided t-test at 5% decides whether a paper's direction holds, is reversed, or is "
-        "not distinguishable from seed-to-seed noise: Welch's test over seeds, or, where arms start from the same "
-        "weights for each seed (S4-Net's adaptation arms), the paired test over seeds, with Welch's p given too.",
+        f"Trainer precision {precisions}. SynthRooms options: {data_options}. Numbers are percent, mean ± std over "
+        "seeds (ddof=1); a difference's ± is its standard error. A two-sided t-test at 5% decides whether a paper's "
+        "direction holds, is reversed, or is not distinguishable from seed-to-seed noise: Welch's test over seeds, "
+        "or, where arms start from the same weights for each seed (S4-Net's adaptation arms), the paired test over "
+        "seeds, with Welch's p given too.",
         "",
         "Equal budgets: within a comparison every arm uses the same generated data, input size, encoder and number "
         "of training steps (S4-Net's adaptation arms all start from the same source-stage weights of their seed); "

@@ -23,24 +23,14 @@ from indoor_parsing.distill.extract import file_sha256
 from indoor_parsing.io import read_json
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import records as rec
+from indoor_parsing.tools.claims.options import apply_data_options, describe, parse_synthrooms, precision
 from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison, DataSeed
 from indoor_parsing.tools.claims.report import METRICS, git_commit, underpowered, write_report
 from indoor_parsing.tools.claims.weights import TEACHER_WEIGHTS, keep_weights
 
 
-def apply_data_options(config: dict, args) -> None:
-    """``--data-seed`` and ``--synthrooms`` on every SynthRooms block (scoped ones on their style's blocks)."""
-    if args.data_seed is not None:
-        cr.set_synthrooms(config, seed=args.data_seed)
-    for scope, settings in args.synthrooms.items():
-        if scope is None:
-            cr.set_synthrooms(config, **settings)
-        else:
-            cr.set_synthrooms_of_style(config, scope, **settings)
-
-
 def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Path, args, where_present: dict,
-            save_last: bool = True) -> dict:  # fmt: skip
+            save_last: bool = True, teacher: bool = False) -> dict:  # fmt: skip
     """The arm's config at the run's seed and step budget; ``where_present`` only replaces keys the config has."""
     config = cr.load(args.configs / arm_config)
     apply_data_options(config, args)
@@ -54,8 +44,8 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     cr.set_cpu_trainer(config, run_dir, max_steps=steps, max_epochs=-1, logger=False, enable_progress_bar=False,
                        limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
     config["trainer"]["accelerator"] = args.accelerator
-    if args.accelerator != "cpu":
-        config["trainer"]["precision"] = "bf16-mixed"
+    if precision(args, teacher) is not None:  # unset on the CPU by default: fp32 records keep their fingerprints
+        config["trainer"]["precision"] = precision(args, teacher)
     config["checkpoint"].update({"monitor": None, "save_top_k": 0, "save_last": save_last})
     return config
 
@@ -108,7 +98,7 @@ class Runner:
         return rec.fingerprint(self._teacher_config(steps), self.args.out)
 
     def _teacher_config(self, steps: int) -> dict:
-        return _config(TEACHER_CONFIG, {}, 0, steps, self.args.out / "runs" / "teacher3d", self.args, {})
+        return _config(TEACHER_CONFIG, {}, 0, steps, self.args.out / "runs" / "teacher3d", self.args, {}, teacher=True)
 
     def arm(self, comp: Comparison, arm: Arm, seed: int, force: bool = False) -> dict:
         args = self.args
@@ -144,6 +134,7 @@ class Runner:
             results, data, fit_s, test_s = _fit_and_test(config, run_dir, arm, args)
             record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
                       "overrides": {k: cr.get_key(config, k) for k in overrides}, "data_options": describe(args),
+                      "precision": config["trainer"].get("precision", "32-true"),
                       "fit_seconds": round(fit_s, 1), "seconds": round(fit_s + test_s, 1), "results": results,
                       "data": data, "report": arm.report, "commit": git_commit(args.configs),
                       "fingerprint": fp}  # fmt: skip
@@ -204,24 +195,6 @@ class Runner:
         return round(time.time() - start, 1)
 
 
-def parse_synthrooms(items: list[str]) -> dict:
-    """``[scope:]KEY=VALUE`` strings -> {scope or None: {key: YAML-parsed value}}."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--synthrooms {item!r}: expected KEY=VALUE")
-        scope, _, key = key.rpartition(":")
-        out.setdefault(scope or None, {})[key] = yaml.safe_load(value)
-    return out
-
-
-def describe(args) -> str:
-    parts = [f"--data-seed {args.data_seed}"] if args.data_seed is not None else []
-    parts += [f"--synthrooms {item}" for item in args.synthrooms_raw]
-    return " ".join(parts) or "the configs' own"
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="indoor-parsing claims", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("docs/claims"))
@@ -231,6 +204,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=1.0, help="multiplies every step count")
     p.add_argument("--only", nargs="*", default=None, help="comparison names to run (default: all)")
     p.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", choices=["32-true", "bf16-mixed"], default=None,
+                   help="default: bf16-mixed on a GPU, fp32 on the CPU (bf16-mixed: docs/bench.md)")  # fmt: skip
     p.add_argument("--data-seed", type=int, default=None, help="SynthRooms generation seed of every data block")
     p.add_argument("--synthrooms", dest="synthrooms_raw", nargs="*", default=[], metavar="[STYLE:]KEY=VALUE")
     p.add_argument("--report-only", action="store_true", help="write the report from the records there, train nothing")
