@@ -3,6 +3,7 @@
     indoor-parsing claims --out docs/claims --seeds 0 1 2 3 4 --min-seeds 3 --budget 1.0 [--commit]
     indoor-parsing claims --data-seed 3 --synthrooms target:style=path/to/style.yaml
     indoor-parsing claims --report-only        # the report of the records made so far (a run still under way)
+    indoor-parsing claims --precision bf16-mixed   # 2D arms in bf16 (1.7x faster steps on an AVX512-BF16 CPU)
 
 Every finished run's record is a small JSON under ``<out>/records`` (checkpoints and work folders under
 ``<out>/runs``, not committed); a re-run skips runs whose record was made with the same settings, so a killed
