@@ -35,7 +35,7 @@ BUDGET_NOTE = (
     "session 19 neither a milder rig nor a 3200-step source stage raised the seed-0 source-only score over three "
     "rig-style rooms (24.2 % mean, 24.3 % after 3200 steps; the room alone moves it from 20 to 30 %), so S4-Net is "
     "also adapted to and tested on a second room (data seed 1, picked on the source-only score alone). The whole "
-    "check (5 seeds) takes about 13.4 hours of our 2-core CPU (8.6-10.4 projected with --precision bf16-mixed, "
+    "check (5 seeds) takes about 13.4 hours of our 2-core CPU (about 10 projected with --precision bf16-mixed, "
     "docs/bench.md), far more than the 6 hours asked for: the 25 % "
     "baselines were put first. Seed rounds run 3 seeds everywhere and the 4th and 5th only where a claim is "
     "underpowered. At this budget the networks underfit: the SynthRooms rows (S4-Net's source batches too) train "
