@@ -250,6 +250,24 @@ def test_bench_measures_both_paths_and_the_loader(tmp_path, monkeypatch, capsys)
     assert "| baseline_resnet18_synthrooms | 32-true |" in printed and "| toy | 0 |" in printed
 
 
+def test_bench_times_bf16_on_the_cpu_when_asked(monkeypatch, capsys):
+    from indoor_parsing.tools import bench
+
+    timed = []
+    row = {"method": "m", "train_lightning": 1.0, "predict_lightning_ms": 1.0, "predict_bare_ms": 1.0, "peak_mib": 1}
+
+    def fake(config, size, batch, steps, warmup, device, precision, channels_last, work, repeats):
+        timed.append((device.type, precision, channels_last))
+        return {**row, "precision": precision + ("+channels_last" if channels_last else "")}
+
+    monkeypatch.setattr(bench, "bench_method", fake)
+    argv = ["--method", "x.yaml", "--device", "cpu", "--loader-frames", "0"]
+    assert bench.main(argv) == 0 and timed == [("cpu", "32-true", False)]  # CPU default: fp32 only
+    assert bench.main([*argv, "--bf16"]) == 0
+    assert timed[1:] == [("cpu", "32-true", False), ("cpu", "bf16-mixed", False), ("cpu", "bf16-mixed", True)]
+    assert "| m | bf16-mixed+channels_last |" in capsys.readouterr().out
+
+
 def test_bench_report_marks_missing_bare_loop():
     from indoor_parsing.tools.bench import report
 

@@ -152,12 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also time the whole fit loop (the config's data, loaders and workers) against the bare loop",
     )
     p.add_argument("--fit-workers", type=int, default=None, help="loader workers of the fit loop (default: config)")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="also time bf16-mixed, contiguous and channels_last (default: on CUDA only; a CPU needs "
+                        "AVX512-BF16 or AMX for it to pay)")  # fmt: skip
     args = p.parse_args(argv)
     if args.steps < 2 or args.warmup < 0 or args.repeats < 1:
         p.error("--steps must be >= 2 (step times are intervals), --warmup >= 0 and --repeats >= 1")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # keep the tables readable
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    settings = [("32-true", False)] + ([("bf16-mixed", False), ("bf16-mixed", True)] if device.type == "cuda" else [])
+    bf16 = device.type == "cuda" if args.bf16 is None else args.bf16
+    settings = [("32-true", False)] + ([("bf16-mixed", False), ("bf16-mixed", True)] if bf16 else [])
     methods, loaders = [], []
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
         for config in args.method:

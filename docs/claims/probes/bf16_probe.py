@@ -2,12 +2,12 @@
 
     python docs/claims/probes/bf16_probe.py --out /tmp/bf16_probe --seed 0
     python docs/claims/probes/bf16_probe.py --out /tmp/bf16_probe --seed 1 --arms PSPNet
-    python docs/claims/probes/bf16_probe.py --out /tmp/bf16_probe --time-steps   # step times only (~5 min)
 
 Trains seed ``--seed`` of GeoAware's sem-only and full rows and of Distill3D's PSPNet and DN rows (or ``--arms``) with
 ``indoor-parsing claims --precision bf16-mixed`` settings into ``--out`` (the 3D teacher's committed record and
 weights are copied there, so only its features are extracted), then prints each next to the fp32 record in
-docs/claims/records. Results: docs/bench.md, "The claims configs on the CPU".
+docs/claims/records. Results: docs/bench.md, "The claims configs on the CPU" (whose step times come from
+``indoor-parsing bench --bf16``).
 """
 
 import argparse
@@ -21,23 +21,8 @@ from indoor_parsing.tools.claims import run as claims_run
 from indoor_parsing.tools.claims.plan import DISTILL3D, GEOAWARE
 
 COMMITTED = Path("docs/claims")
-TIMED = [f"configs/experiments/{c}.yaml" for c in ("pspnet_resnet18_synthrooms", "geoaware_table4/synthrooms/spf")]
 ARMS = ((GEOAWARE, "sem-only (plain CE)"), (DISTILL3D, "PSPNet"), (GEOAWARE, "GeoAware (full)"),
         (DISTILL3D, "3D-to-2D paired (DN)"))  # fmt: skip
-
-
-def time_steps(work: Path) -> None:
-    """Lightning and bare training step, fp32 / bf16-mixed x contiguous / channels_last, batch 8 at 96x128."""
-    import torch
-
-    from indoor_parsing.tools.bench import bench_method
-
-    for config in TIMED:
-        for channels_last in (False, True):
-            for precision in ("32-true", "bf16-mixed"):
-                r = bench_method(config, (96, 128), 8, 12, 3, torch.device("cpu"), precision, channels_last, work, 1)
-                print(f"{Path(config).stem} {r['precision']}: Lightning {8 / r['train_lightning']:.3f} s/step, "
-                      f"bare {8 / r['train_bare']:.3f} s/step", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -45,11 +30,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--arms", nargs="+", default=[name for _, name in ARMS], help="arm names (default: all four)")
-    p.add_argument("--time-steps", action="store_true", help="time the steps only; train nothing")
     a = p.parse_args()
     (a.out / "records").mkdir(parents=True, exist_ok=True)
-    if a.time_steps:
-        return time_steps(a.out)
     shutil.copy(COMMITTED / "records" / "teacher3d.json", a.out / "records" / "teacher3d.json")
     shutil.copy(COMMITTED / "teacher3d.ckpt", a.out / "teacher3d.ckpt")
     runner = claims_run.Runner(claims_run.parse_args(["--out", str(a.out), "--precision", "bf16-mixed"]))

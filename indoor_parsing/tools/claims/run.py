@@ -45,8 +45,8 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     cr.set_cpu_trainer(config, run_dir, max_steps=steps, max_epochs=-1, logger=False, enable_progress_bar=False,
                        limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
     config["trainer"]["accelerator"] = args.accelerator
-    if precision(args, teacher) is not None:  # unset on the CPU by default: fp32 records keep their fingerprints
-        config["trainer"]["precision"] = precision(args, teacher)
+    if (chosen := precision(args, teacher)) is not None:  # none on the CPU by default: fp32 fingerprints stay
+        config["trainer"]["precision"] = chosen
     config["checkpoint"].update({"monitor": None, "save_top_k": 0, "save_last": save_last})
     return config
 
