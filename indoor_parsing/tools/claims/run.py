@@ -4,6 +4,7 @@
     indoor-parsing claims --data-seed 3 --synthrooms target:style=path/to/style.yaml
     indoor-parsing claims --report-only        # the report of the records made so far (a run still under way)
     indoor-parsing claims --precision bf16-mixed   # 2D arms in bf16 (1.7x faster steps on an AVX512-BF16 CPU)
+    indoor-parsing claims --estimate runs/claims_estimate   # what the whole run would cost here (estimate.py)
 
 Every finished run's record is a small JSON under ``<out>/records`` (checkpoints and work folders under
 ``<out>/runs``, not committed); a re-run skips runs whose record was made with the same settings, so a killed
@@ -23,6 +24,7 @@ import yaml
 from indoor_parsing.distill.extract import file_sha256
 from indoor_parsing.io import read_json
 from indoor_parsing.tools import config_rewrite as cr
+from indoor_parsing.tools.claims import estimate
 from indoor_parsing.tools.claims import records as rec
 from indoor_parsing.tools.claims.options import apply_data_options, describe, parse_synthrooms, precision
 from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison, DataSeed
@@ -48,6 +50,8 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     if (chosen := precision(args, teacher)) is not None:  # none on the CPU by default: fp32 fingerprints stay
         config["trainer"]["precision"] = chosen
     config["checkpoint"].update({"monitor": None, "save_top_k": 0, "save_last": save_last})
+    if getattr(args, "estimate_cap", None):  # --estimate: a few timed steps
+        estimate.shorten(config, run_dir, args.estimate_cap)
     return config
 
 
@@ -211,6 +215,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--synthrooms", dest="synthrooms_raw", nargs="*", default=[], metavar="[STYLE:]KEY=VALUE")
     p.add_argument("--report-only", action="store_true", help="write the report from the records there, train nothing")
     p.add_argument("--commit", action="store_true", help="git-commit each record as it is written")
+    p.add_argument("--estimate", type=Path, default=None, metavar="DIR",
+                   help="train each arm a few timed steps in DIR; print the whole run's projected cost")  # fmt: skip
+    p.add_argument("--estimate-steps", type=int, default=40, help="steps per arm of --estimate")
     return p
 
 
@@ -220,6 +227,9 @@ def parse_args(argv: list[str] | None = None):
     if not args.configs.is_dir():
         raise SystemExit(f"--configs {args.configs}: no such folder (run from the checkout or pass --configs DIR)")
     args.synthrooms = parse_synthrooms(args.synthrooms_raw)
+    args.estimate_cap = None  # the estimate's own copy of these arguments sets it
+    if args.estimate is not None and args.estimate_steps <= estimate.WARMUP:
+        raise SystemExit(f"--estimate-steps {args.estimate_steps}: must exceed the {estimate.WARMUP} warm-up steps")
     if args.commit:
         rec.check_git(args.out)
     return args
@@ -266,6 +276,9 @@ def run_plan(comparisons, args) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.estimate is not None:
+        estimate.run_estimate([c for c in COMPARISONS if not args.only or c.name in args.only], args)
+        return 0
     if len(args.seeds) < 3:
         print("note: fewer than 3 seeds; the report's spreads are not meaningful")
     print("\n".join(f"wrote {p}" for p in run_plan(COMPARISONS, args)))
