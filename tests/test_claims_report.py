@@ -1,4 +1,5 @@
-"""The claims report's time totals: a training reused by a second comparison ran once and is counted once."""
+"""The claims report's header: a training reused by a second comparison ran once and is counted once; the runs'
+memory layout is stated."""
 
 from indoor_parsing.tools.claims.report import write_report
 
@@ -22,3 +23,13 @@ def test_total_cpu_time_counts_a_reused_training_once(tmp_path):
     # 6 trainings x 60 s + the teacher's 120 s = 8 min of fits; 6 x 90 s + 150 s = 11.5 min in all
     assert "total CPU time (sum of fit seconds, each training once) 8.0 min" in md
     assert "12 min of training and testing in all" in md
+
+
+def test_header_states_the_memory_layout_of_the_runs(tmp_path):
+    def header(*layouts):
+        records = [_record("GeoAware", "sem + L_s", s, f"ls{s}", channels_last=cl) for s, cl in enumerate(layouts)]
+        return write_report(records, tmp_path, seeds=[0, 1], budget=1.0)[0].read_text()
+
+    assert "Trainer precision 32-true. " in header(False, False)
+    assert "Trainer precision 32-true, channels_last. " in header(True, True)
+    assert "Trainer precision 32-true, channels_last in part. " in header(True, False)

@@ -255,6 +255,8 @@ def write_report(
                                                          "segmentation-models-pytorch"))  # fmt: skip
     commits = sorted({r.get("commit", "unrecorded") for r in records})
     precisions = ", ".join(sorted({r.get("precision", "32-true") for r in records}))  # unrecorded: fp32 (CPU)
+    layout = [bool(r.get("channels_last")) for r in records]
+    precisions += ", channels_last" if all(layout) else ", channels_last in part" if any(layout) else ""
     trained = _trainings(records)
     total = sum(r["seconds"] for r in trained)
     total += sum((teacher or {}).get(k, 0.0) for k in ("fit_seconds", "extract_seconds"))

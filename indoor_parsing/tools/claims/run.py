@@ -26,7 +26,7 @@ from indoor_parsing.io import read_json
 from indoor_parsing.tools import config_rewrite as cr
 from indoor_parsing.tools.claims import estimate
 from indoor_parsing.tools.claims import records as rec
-from indoor_parsing.tools.claims.options import apply_data_options, describe, parse_synthrooms, precision
+from indoor_parsing.tools.claims.options import apply_data_options, describe, memory_layout, parse_synthrooms, precision
 from indoor_parsing.tools.claims.plan import COMPARISONS, TEACHER_CONFIG, TEACHER_STEPS, Arm, Comparison, DataSeed
 from indoor_parsing.tools.claims.report import METRICS, git_commit, underpowered, write_report
 from indoor_parsing.tools.claims.weights import TEACHER_WEIGHTS, keep_weights
@@ -49,6 +49,7 @@ def _config(arm_config: str, overrides: dict, seed: int, steps: int, run_dir: Pa
     config["trainer"]["accelerator"] = args.accelerator
     if (chosen := precision(args, teacher)) is not None:  # none on the CPU by default: fp32 fingerprints stay
         config["trainer"]["precision"] = chosen
+    memory_layout(config, args, teacher)
     config["checkpoint"].update({"monitor": None, "save_top_k": 0, "save_last": save_last})
     if getattr(args, "estimate_cap", None):  # --estimate: a few timed steps
         estimate.shorten(config, run_dir, args.estimate_cap)
@@ -140,6 +141,7 @@ class Runner:
             record = {"comparison": comp.name, "arm": arm.name, "seed": seed, "steps": steps, "config": arm.config,
                       "overrides": {k: cr.get_key(config, k) for k in overrides}, "data_options": describe(args),
                       "precision": config["trainer"].get("precision", "32-true"),
+                      "channels_last": getattr(args, "channels_last", False),
                       "fit_seconds": round(fit_s, 1), "seconds": round(fit_s + test_s, 1), "results": results,
                       "data": data, "report": arm.report, "commit": git_commit(args.configs),
                       "fingerprint": fp}  # fmt: skip
@@ -211,6 +213,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="gpu" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=["32-true", "bf16-mixed"], default=None,
                    help="default: bf16-mixed on a GPU, fp32 on the CPU (bf16-mixed: docs/bench.md)")  # fmt: skip
+    p.add_argument("--channels-last", action="store_true", help="2D arms in channels_last (default: the configs')")
     p.add_argument("--data-seed", type=int, default=None, help="SynthRooms generation seed of every data block")
     p.add_argument("--synthrooms", dest="synthrooms_raw", nargs="*", default=[], metavar="[STYLE:]KEY=VALUE")
     p.add_argument("--report-only", action="store_true", help="write the report from the records there, train nothing")
