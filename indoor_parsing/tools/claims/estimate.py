@@ -110,8 +110,8 @@ def run_estimate(comparisons, args) -> dict:
             teacher = {**projected(runner.teacher, short.out / "runs" / "teacher3d", full, extract), "note": "fit"}
     per_seed = sum(r["fit_seconds"] + r["test_seconds"] for r in rows)
     once = teacher["fit_seconds"] + teacher["test_seconds"] if teacher else 0.0
-    result = {"precision": short.precision, "seed": seed, "seeds": args.seeds, "rows": rows,
-              "teacher": teacher, "per_seed_seconds": per_seed,
+    result = {"precision": short.precision, "channels_last": short.channels_last, "seed": seed, "seeds": args.seeds,
+              "rows": rows, "teacher": teacher, "per_seed_seconds": per_seed,
               "total_seconds": once + per_seed * len(args.seeds),
               "min_seeds_seconds": once + per_seed * min(args.min_seeds, len(args.seeds))}  # fmt: skip
     write_json(short.out / "estimate.json", result)
@@ -123,7 +123,7 @@ def run_estimate(comparisons, args) -> dict:
 
 def format_estimate(result: dict) -> str:
     """The estimate as a Markdown table: per arm, then the totals."""
-    precision = result["precision"] or "the configs' own"
+    precision = (result["precision"] or "the configs' own") + ", channels_last" * bool(result.get("channels_last"))
     lines = [f"Projected claims cost (precision {precision}; timed at seed {result['seed']})", "",
              "| comparison | arm | steps | s/step | fit min | test min | last recorded fit min |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
