@@ -24,7 +24,7 @@ def estimate(tmp_path, monkeypatch):
     args = claims_run.parse_args(["--out", str(tmp_path / "out"), "--configs", str(configs), "--seeds", "0", "1", "2",
                                   "--accelerator", "cpu", "--estimate", str(tmp_path / "est"),
                                   "--estimate-steps", str(WARMUP + 3)])  # fmt: skip
-    return tmp_path, claims_run.estimate.run_estimate([one, twin], args)
+    return tmp_path, claims_run.estimate.run_estimate([one, twin], args, claims_run.Runner)
 
 
 def test_estimate_times_a_few_steps_and_projects_the_full_arm(estimate):

@@ -24,6 +24,8 @@ import lightning as L
 from indoor_parsing.distill.extract import file_sha256
 from indoor_parsing.io import read_json, write_json, write_text
 from indoor_parsing.tools.claims import records as rec
+from indoor_parsing.tools.claims.plan import TEACHER_STEPS
+from indoor_parsing.tools.claims.weights import TEACHER_WEIGHTS
 
 CLOCK_FILE = "step_clock.json"
 WARMUP = 5
@@ -67,12 +69,9 @@ def projected(record: dict, run_dir: Path, full_steps: int, extra: float = 0.0) 
     return {"step_seconds": clock["step_seconds"], "steps": full_steps, "fit_seconds": fit, "test_seconds": test}
 
 
-def _teacher_done(args) -> bool:
+def _teacher_done(args, runner_cls) -> bool:
     """``--out`` holds the teacher's record at these settings and its weights: a run would only extract features."""
-    from indoor_parsing.tools.claims.run import Runner
-    from indoor_parsing.tools.claims.weights import TEACHER_WEIGHTS
-
-    record = rec.load(args.out / "records" / "teacher3d.json", Runner(args).teacher_fingerprint())
+    record = rec.load(args.out / "records" / "teacher3d.json", runner_cls(args).teacher_fingerprint())
     weights = args.out / TEACHER_WEIGHTS
     return record is not None and weights.is_file() and file_sha256(weights) == record.get("weights_sha256")
 
@@ -82,14 +81,12 @@ def _recorded(args, name: str) -> float | None:
     return read_json(path).get("fit_seconds") if path.is_file() else None
 
 
-def run_estimate(comparisons, args) -> dict:
-    """Train every arm briefly in ``args.estimate``, print and write (estimate.json / .md) the projected cost."""
-    from indoor_parsing.tools.claims.plan import TEACHER_STEPS
-    from indoor_parsing.tools.claims.run import Runner
-
+def run_estimate(comparisons, args, runner_cls) -> dict:
+    """Train every arm briefly in ``args.estimate`` with ``runner_cls`` (run.Runner), print and write
+    (estimate.json / .md) the projected cost."""
     short = argparse.Namespace(**{**vars(args), "out": args.estimate, "commit": False, "report_only": False,
                                   "estimate_cap": args.estimate_steps})  # fmt: skip
-    runner, seed, rows = Runner(short), args.seeds[0], []
+    runner, seed, rows = runner_cls(short), args.seeds[0], []
     for comp in comparisons:
         for arm in comp.arms:
             record = runner.arm(comp, arm, seed)
@@ -103,7 +100,7 @@ def run_estimate(comparisons, args) -> dict:
     teacher = None
     if runner.teacher is not None:
         extract = runner.teacher.get("extract_seconds", 0.0)
-        if _teacher_done(args):
+        if _teacher_done(args, runner_cls):
             teacher = {"steps": 0, "fit_seconds": 0.0, "test_seconds": extract, "note": "weights kept: extraction"}
         else:
             full = round(TEACHER_STEPS * args.budget)

@@ -280,7 +280,7 @@ def run_plan(comparisons, args) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.estimate is not None:
-        estimate.run_estimate([c for c in COMPARISONS if not args.only or c.name in args.only], args)
+        estimate.run_estimate([c for c in COMPARISONS if not args.only or c.name in args.only], args, Runner)
         return 0
     if len(args.seeds) < 3:
         print("note: fewer than 3 seeds; the report's spreads are not meaningful")
